@@ -1,0 +1,4 @@
+//! Projects: the list and the create form.
+
+pub mod api;
+pub mod pages;

@@ -1,0 +1,346 @@
+//! The project page (its runs table) and the run page (overview and spec).
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::{A, Outlet};
+use leptos_router::hooks::{use_params_map, use_query_map};
+use trellis_api_types as wire;
+
+use super::api::{PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_view};
+use crate::error::AppError;
+use crate::projects::pages::Tags;
+use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
+
+fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
+    let params = use_params_map();
+    move || params.read().get(name).unwrap_or_default()
+}
+
+/// `/{owner}/{project}`: a project and its runs.
+#[component]
+pub fn ProjectPage() -> impl IntoView {
+    let owner = param("owner");
+    let project = param("project");
+    let query = use_query_map();
+    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let view_data = Resource::new(move || (owner(), project(), page()), |(o, p, page)| project_view(o, p, page));
+    view! {
+        <Title text=move || format!("{}/{}", owner(), project()) />
+        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match view_data.await {
+                    Ok(data) => view! { <ProjectContent data page=page() /> }.into_any(),
+                    Err(error) => view! { <ErrorView error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ProjectContent(data: ProjectPageData, page: u64) -> impl IntoView {
+    let ProjectPageData { project, runs } = data;
+    let base = format!("/{}/{}", project.owner, project.name);
+    let pages = runs.count.div_ceil(u64::from(PAGE_SIZE));
+    let api_path = format!("/api/v1/{}/{}/runs", project.owner, project.name);
+    view! {
+        <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
+            <A href="/" attr:class="hover:underline">"Projects"</A>
+            " / "
+            <span>{project.owner.clone()}</span>
+        </nav>
+        <div class="mb-6 flex flex-wrap items-start justify-between gap-4">
+            <div>
+                <h1 class="text-2xl font-bold tracking-tight" data-testid="project-title">{project.name.clone()}</h1>
+                {(!project.description.is_empty()).then(|| view! {
+                    <p class="mt-1 text-slate-600 dark:text-slate-400">{project.description.clone()}</p>
+                })}
+                <div class="mt-2"><Tags tags=project.tags.clone() /></div>
+            </div>
+            <dl class="grid grid-cols-2 gap-x-6 text-sm">
+                <dt class="text-slate-500">"Runs"</dt>
+                <dd class="font-medium">{runs.count}</dd>
+                <dt class="text-slate-500">"Created"</dt>
+                <dd>{format_time(project.created_at)}</dd>
+            </dl>
+        </div>
+        {if runs.count == 0 {
+            view! {
+                <EmptyState title="No runs yet">
+                    <p>"Submit a run from the command line:"</p>
+                    <pre class="mx-auto mt-3 max-w-2xl overflow-x-auto rounded-md bg-slate-900 p-3 text-left text-xs text-slate-100">
+                        {format!("curl -X POST http://127.0.0.1:8000{api_path} \\\n  -H 'Content-Type: application/json' \\\n  -d '{{\"name\": \"my-first-run\"}}'")}
+                    </pre>
+                </EmptyState>
+            }
+            .into_any()
+        } else {
+            view! {
+                <RunsTable runs=runs.results />
+                {(pages > 1).then(|| {
+                    let base = base.clone();
+                    view! { <Pager page pages href=move |p| format!("{base}?page={p}") /> }
+                })}
+            }
+            .into_any()
+        }}
+    }
+}
+
+const TH: &str = "px-4 py-2 text-left text-xs font-semibold uppercase tracking-wide text-slate-500";
+const TD: &str = "whitespace-nowrap px-4 py-2 text-sm";
+
+#[component]
+fn RunsTable(runs: Vec<wire::Run>) -> impl IntoView {
+    view! {
+        <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
+            <table class="min-w-full divide-y divide-slate-200 dark:divide-slate-800" data-testid="runs-table">
+                <thead class="bg-slate-50 dark:bg-slate-900">
+                    <tr>
+                        <th scope="col" class=TH>"Status"</th>
+                        <th scope="col" class=TH>"Name"</th>
+                        <th scope="col" class=TH>"Kind"</th>
+                        <th scope="col" class=TH>"Created"</th>
+                        <th scope="col" class=TH>"Duration"</th>
+                    </tr>
+                </thead>
+                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                    {runs.into_iter().map(|run| view! { <RunRow run /> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn RunRow(run: wire::Run) -> impl IntoView {
+    let href = format!("/{}/{}/runs/{}", run.owner, run.project, run.uuid);
+    let short = run.uuid.simple().to_string()[..8].to_owned();
+    let name = run.name.clone().unwrap_or_else(|| short.clone());
+    view! {
+        <tr class="hover:bg-slate-50 dark:hover:bg-slate-800/60">
+            <td class=TD><StatusBadge status=run.status /></td>
+            <td class=TD>
+                <A href=href attr:class="font-medium text-emerald-700 hover:underline dark:text-emerald-400">{name}</A>
+                <span class="ml-2 font-mono text-xs text-slate-400">{short}</span>
+            </td>
+            <td class=TD>{run.kind.map(|k| k.as_str()).unwrap_or("–")}</td>
+            <td class=TD>{format_time(run.created_at)}</td>
+            <td class=TD>{run.duration.map(format_duration).unwrap_or_else(|| "–".to_owned())}</td>
+        </tr>
+    }
+}
+
+/// `/{owner}/{project}/runs/{uuid}/...`: the run's header and tabs; the
+/// active tab renders in the outlet.
+#[component]
+pub fn RunPage() -> impl IntoView {
+    let owner = param("owner");
+    let project = param("project");
+    let uuid = param("uuid");
+    let data = Resource::new(move || (owner(), project(), uuid()), |(o, p, u)| run_view(o, p, u));
+    provide_context(data);
+    view! {
+        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(view_data) => view! { <RunHeader run=view_data.run /> <Outlet /> }.into_any(),
+                    Err(error) => view! { <ErrorView error /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+type RunResource = Resource<Result<RunPageData, AppError>>;
+
+#[component]
+fn RunHeader(run: wire::Run) -> impl IntoView {
+    let project_href = format!("/{}/{}", run.owner, run.project);
+    let base = format!("{project_href}/runs/{}", run.uuid);
+    let title = run.name.clone().unwrap_or_else(|| run.uuid.to_string());
+    view! {
+        <Title text=title.clone() />
+        <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
+            <A href="/" attr:class="hover:underline">"Projects"</A>
+            " / "
+            <A href=project_href attr:class="hover:underline">{format!("{}/{}", run.owner, run.project)}</A>
+        </nav>
+        <div class="flex flex-wrap items-center gap-3">
+            <h1 class="text-2xl font-bold tracking-tight" data-testid="run-title">{title}</h1>
+            <StatusBadge status=run.status />
+        </div>
+        <p class="mt-1 font-mono text-xs text-slate-500">{run.uuid.to_string()}</p>
+        <div class="mt-6 border-b border-slate-200 dark:border-slate-800">
+            <nav class="-mb-px flex gap-6" aria-label="Run tabs">
+                <Tab href=base.clone() label="Overview" />
+                <Tab href=format!("{base}/spec") label="Spec" />
+            </nav>
+        </div>
+    }
+}
+
+#[component]
+fn Tab(href: String, label: &'static str) -> impl IntoView {
+    view! {
+        <A
+            href=href
+            exact=true
+            attr:class="border-b-2 border-transparent px-1 pb-2 text-sm font-medium text-slate-600 hover:text-slate-900 aria-[current=page]:border-emerald-600 aria-[current=page]:text-emerald-700 dark:text-slate-400 dark:hover:text-white dark:aria-[current=page]:text-emerald-400"
+        >
+            {label}
+        </A>
+    }
+}
+
+/// Renders `render` with the loaded run, from the context the run page set.
+fn with_run<V: IntoView + 'static>(render: impl Fn(RunPageData) -> V + Copy + Send + Sync + 'static) -> impl IntoView {
+    let data = expect_context::<RunResource>();
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move { data.await.ok().map(render) })}
+        </Suspense>
+    }
+}
+
+/// The overview tab: timings, the status timeline, inputs and outputs.
+#[component]
+pub fn RunOverview() -> impl IntoView {
+    with_run(|view_data| {
+        let RunPageData { run, conditions } = view_data;
+        let description = run.description.clone();
+        let (inputs, outputs) = (run.inputs.clone(), run.outputs.clone());
+        view! {
+            <div class="mt-6 grid gap-6 lg:grid-cols-3">
+                <div class="space-y-6 lg:col-span-2">
+                    {(!description.is_empty()).then(|| view! {
+                        <p class="text-slate-700 dark:text-slate-300">{description}</p>
+                    })}
+                    <Card title="Inputs"><KeyValues values=inputs empty="No inputs." /></Card>
+                    <Card title="Outputs"><KeyValues values=outputs empty="No outputs yet." /></Card>
+                </div>
+                <div class="space-y-6">
+                    <Card title="Details"><Timings run /></Card>
+                    <Card title="Status history"><Timeline conditions /></Card>
+                </div>
+            </div>
+        }
+    })
+}
+
+/// The spec tab: the content as submitted.
+#[component]
+pub fn RunSpec() -> impl IntoView {
+    with_run(|view_data| {
+        let content = view_data.run.content;
+        view! {
+            <div class="mt-6">
+                {if content.trim().is_empty() {
+                    view! {
+                        <EmptyState title="No spec">"This run was created without a Polyaxonfile (for example, tracked from a script)."</EmptyState>
+                    }
+                    .into_any()
+                } else {
+                    view! {
+                        <pre class="overflow-x-auto rounded-lg border border-slate-200 bg-white p-4 font-mono text-sm dark:border-slate-800 dark:bg-slate-900" data-testid="run-spec">{content}</pre>
+                    }
+                    .into_any()
+                }}
+            </div>
+        }
+    })
+}
+
+#[component]
+fn Card(title: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <section class="rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-800 dark:bg-slate-900">
+            <h2 class="mb-3 text-sm font-semibold uppercase tracking-wide text-slate-500">{title}</h2>
+            {children()}
+        </section>
+    }
+}
+
+#[component]
+fn Timings(run: wire::Run) -> impl IntoView {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(format_time).unwrap_or_else(|| "–".to_owned());
+    let seconds = |s: Option<f64>| s.map(format_duration).unwrap_or_else(|| "–".to_owned());
+    let rows = [
+        ("Kind", run.kind.map(|k| k.as_str().to_owned()).unwrap_or_else(|| "–".to_owned())),
+        ("Created", format_time(run.created_at)),
+        ("Started", time(run.started_at)),
+        ("Finished", time(run.finished_at)),
+        ("Wait time", seconds(run.wait_time)),
+        ("Duration", seconds(run.duration)),
+        ("Updated", format_time(run.updated_at)),
+    ];
+    view! {
+        <dl class="space-y-1.5 text-sm" data-testid="run-timings">
+            {rows
+                .into_iter()
+                .map(|(label, value)| view! {
+                    <div class="flex justify-between gap-4">
+                        <dt class="text-slate-500">{label}</dt>
+                        <dd class="text-right">{value}</dd>
+                    </div>
+                })
+                .collect_view()}
+            <div class="flex justify-between gap-4">
+                <dt class="text-slate-500">"Tags"</dt>
+                <dd><Tags tags=run.tags.clone() /></dd>
+            </div>
+        </dl>
+    }
+}
+
+#[component]
+fn Timeline(conditions: Vec<wire::StatusCondition>) -> impl IntoView {
+    view! {
+        <ol class="relative ml-2 border-l border-slate-200 dark:border-slate-700" data-testid="status-timeline">
+            {conditions
+                .into_iter()
+                .rev()
+                .map(|condition| view! {
+                    <li class="mb-4 ml-4">
+                        <span class="absolute -left-1.5 mt-1.5 h-3 w-3 rounded-full border border-white bg-slate-300 dark:border-slate-900 dark:bg-slate-600"></span>
+                        <div class="flex items-center gap-2">
+                            <StatusBadge status=condition.kind />
+                            <time class="text-xs text-slate-500">{format_time(condition.last_transition_time)}</time>
+                        </div>
+                        {condition.reason.map(|reason| view! { <p class="mt-1 text-xs font-medium text-slate-600 dark:text-slate-300">{reason}</p> })}
+                        {condition.message.map(|message| view! { <p class="mt-0.5 text-xs text-slate-500 dark:text-slate-400">{message}</p> })}
+                    </li>
+                })
+                .collect_view()}
+        </ol>
+    }
+}
+
+#[component]
+fn KeyValues(values: serde_json::Map<String, serde_json::Value>, empty: &'static str) -> impl IntoView {
+    if values.is_empty() {
+        return view! { <p class="text-sm text-slate-500">{empty}</p> }.into_any();
+    }
+    view! {
+        <table class="min-w-full text-sm">
+            <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                {values
+                    .into_iter()
+                    .map(|(key, value)| {
+                        let text = match value {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        view! {
+                            <tr>
+                                <td class="py-1.5 pr-4 font-mono text-slate-600 dark:text-slate-300">{key}</td>
+                                <td class="py-1.5 font-mono">{text}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

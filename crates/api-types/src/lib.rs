@@ -1,0 +1,225 @@
+//! Wire types of the Trellis API: what `/api/v1` accepts and returns, and
+//! what the dashboard's server functions exchange.
+//!
+//! Shapes follow Polyaxon's API so its users find what they know: lists are
+//! `{count, results, next, previous}`, runs carry `uuid`, `status`,
+//! `content`, `inputs`, `outputs` and their timings. Request bodies refuse
+//! unknown fields so a typo is an error, not a silently ignored field.
+//! Builds for wasm32.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::run::RunKind;
+use uuid::Uuid;
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// A page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ListResponse<T> {
+    /// Items matching the request, over all pages.
+    pub count: u64,
+    /// This page's items.
+    pub results: Vec<T>,
+    /// The URL of the next page, if any.
+    pub next: Option<String>,
+    /// The URL of the previous page, if any.
+    pub previous: Option<String>,
+}
+
+/// A project: a named home for runs, unique per owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Project {
+    pub uuid: Uuid,
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/{owner}/projects/create`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /api/v1/{owner}/{project}`: only the given fields change.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateProject {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// A run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Run {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// `run.kind` of the submitted spec; absent for runs tracked from outside.
+    pub kind: Option<RunKind>,
+    pub status: RunStatus,
+    /// The project's name.
+    pub project: String,
+    /// The project's owner.
+    pub owner: String,
+    /// The spec as submitted (YAML or JSON text).
+    pub content: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Seconds from creation to start.
+    pub wait_time: Option<f64>,
+    /// Seconds from start (or creation) to finish.
+    pub duration: Option<f64>,
+}
+
+/// Body of `POST /api/v1/{owner}/{project}/runs`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateRun {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// The spec as submitted, YAML or JSON text.
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+/// Body of `PATCH /api/v1/{owner}/{project}/runs/{uuid}`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct UpdateRun {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// One entry of a run's append-only status history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StatusCondition {
+    /// The status the run entered.
+    #[serde(rename = "type")]
+    pub kind: RunStatus,
+    /// Always `"True"`: Kubernetes-style conditions, as Polyaxon has them.
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_update_time: DateTime<Utc>,
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// `GET /api/v1/{owner}/{project}/runs/{uuid}/statuses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RunStatuses {
+    pub uuid: Uuid,
+    pub status: RunStatus,
+    pub status_conditions: Vec<StatusCondition>,
+}
+
+/// The condition a client reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NewCondition {
+    /// The status to move the run to.
+    #[serde(rename = "type")]
+    pub kind: RunStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Accepted for compatibility with Polyaxon clients; must be `"True"`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Accepted for compatibility; the server stamps its own time.
+    #[serde(default)]
+    pub last_update_time: Option<DateTime<Utc>>,
+    /// Accepted for compatibility; the server stamps its own time.
+    #[serde(default)]
+    pub last_transition_time: Option<DateTime<Utc>>,
+}
+
+/// Body of `POST /api/v1/{owner}/{project}/runs/{uuid}/statuses`. Polyaxon
+/// clients also repeat the run's coordinates; they are accepted and must
+/// match the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PostStatus {
+    pub condition: NewCondition,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub uuid: Option<Uuid>,
+}
+
+/// The one error envelope of the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `not_found`, `invalid`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `internal`.
+    pub code: String,
+    /// What a person should read.
+    pub message: String,
+    /// Extra structured context (the field, the value, ...), if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    /// `"ok"` when the database answers.
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    pub database: String,
+    pub version: String,
+}

@@ -1,0 +1,379 @@
+//! The `runs` and `run_conditions` tables.
+//!
+//! A status change is one guarded statement (`... WHERE status = $expected`)
+//! plus the insert of its condition, in one transaction: two concurrent
+//! changes can never both apply to the same prior status, and a condition is
+//! never written without its status or lost.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row};
+use trellis_domain::lifecycle::{RunStatus, Timing};
+use trellis_domain::listing::{RunSort, RunSortField};
+use trellis_domain::run::RunKind;
+use uuid::Uuid;
+
+use crate::{Db, DbError, DbResult, with_pool};
+
+/// JSON object stored in `inputs` and `outputs`.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// A stored run, with its project's coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub project_id: i64,
+    pub owner: String,
+    pub project: String,
+    pub name: Option<String>,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub kind: Option<RunKind>,
+    pub status: RunStatus,
+    pub content: String,
+    pub inputs: JsonObject,
+    pub outputs: JsonObject,
+    pub updated_at: DateTime<Utc>,
+    pub timing: Timing,
+}
+
+/// The SELECT list [`decode_run`] reads; every run query selects exactly this.
+macro_rules! run_select {
+    () => {
+        "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
+                r.tags, r.kind, r.status, r.content, r.inputs, r.outputs, r.created_at,
+                r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration
+         FROM runs r JOIN projects p ON p.id = r.project_id"
+    };
+}
+
+fn decode_run<R>(row: &R) -> DbResult<RunRow>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Uuid: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Json<Vec<String>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Json<JsonObject>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    let status = status.parse().map_err(|e: trellis_domain::lifecycle::UnknownStatus| {
+        DbError::Corrupt { column: "runs.status", message: e.to_string() }
+    })?;
+    let kind: Option<String> = row.try_get("kind")?;
+    let kind = kind
+        .map(|k| k.parse::<RunKind>())
+        .transpose()
+        .map_err(|e| DbError::Corrupt { column: "runs.kind", message: e.to_string() })?;
+    let tags: Json<Vec<String>> = row.try_get("tags")?;
+    let inputs: Json<JsonObject> = row.try_get("inputs")?;
+    let outputs: Json<JsonObject> = row.try_get("outputs")?;
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        project_id: row.try_get("project_id")?,
+        owner: row.try_get("owner")?,
+        project: row.try_get("project")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        tags: tags.0,
+        kind,
+        status,
+        content: row.try_get("content")?,
+        inputs: inputs.0,
+        outputs: outputs.0,
+        updated_at: row.try_get("updated_at")?,
+        timing: Timing {
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            wait_time: row.try_get("wait_time")?,
+            duration: row.try_get("duration")?,
+        },
+    })
+}
+
+/// A run to insert; values are already validated.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub uuid: Uuid,
+    pub project_id: i64,
+    pub name: Option<&'a str>,
+    pub description: &'a str,
+    pub tags: &'a [String],
+    pub kind: Option<RunKind>,
+    pub content: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Inserts a run in status `created` together with its first condition.
+pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
+    let created = RunStatus::Created.as_str();
+    with_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
+                               inputs, outputs, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10)
+             RETURNING id",
+        )
+        .bind(new.uuid)
+        .bind(new.project_id)
+        .bind(new.name)
+        .bind(new.description)
+        .bind(Json(new.tags))
+        .bind(new.kind.map(RunKind::as_str))
+        .bind(created)
+        .bind(new.content)
+        .bind(Json(JsonObject::new()))
+        .bind(new.now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
+             VALUES ($1, $2, $3, NULL, $4)",
+        )
+        .bind(id)
+        .bind(created)
+        .bind("RunCreated")
+        .bind(new.now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    });
+    find_by_id(db, new.uuid).await
+}
+
+async fn find_by_id(db: &Db, uuid: Uuid) -> DbResult<RunRow> {
+    let row = with_pool!(db, |pool| {
+        let row = sqlx::query(concat!(run_select!(), " WHERE r.uuid = $1"))
+            .bind(uuid)
+            .fetch_one(pool)
+            .await?;
+        decode_run(&row)?
+    });
+    Ok(row)
+}
+
+/// Run `uuid` of project `project_id`, if it exists there.
+pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRow>> {
+    let row = with_pool!(db, |pool| {
+        let row = sqlx::query(concat!(run_select!(), " WHERE r.project_id = $1 AND r.uuid = $2"))
+            .bind(project_id)
+            .bind(uuid)
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(decode_run).transpose()?
+    });
+    Ok(row)
+}
+
+/// The column a sort field orders by. Only these fixed names ever reach SQL
+/// text; user input selects among them.
+fn sort_column(field: RunSortField) -> &'static str {
+    match field {
+        RunSortField::CreatedAt => "r.created_at",
+        RunSortField::UpdatedAt => "r.updated_at",
+        RunSortField::StartedAt => "r.started_at",
+        RunSortField::FinishedAt => "r.finished_at",
+        RunSortField::Name => "r.name",
+        RunSortField::Status => "r.status",
+        RunSortField::Kind => "r.kind",
+        RunSortField::Duration => "r.duration",
+        RunSortField::WaitTime => "r.wait_time",
+    }
+}
+
+/// `ORDER BY` text for `sort`: missing values last in both directions on
+/// both databases (their defaults differ), then the id as a tie-breaker so
+/// pages never overlap.
+fn order_by(sort: &RunSort) -> String {
+    let mut parts = Vec::with_capacity(sort.0.len() * 2 + 1);
+    let mut last_descending = true;
+    for key in &sort.0 {
+        let column = sort_column(key.field);
+        let direction = if key.descending { "DESC" } else { "ASC" };
+        parts.push(format!("({column} IS NULL) ASC"));
+        parts.push(format!("{column} {direction}"));
+        last_descending = key.descending;
+    }
+    parts.push(format!("r.id {}", if last_descending { "DESC" } else { "ASC" }));
+    parts.join(", ")
+}
+
+/// One page of a project's runs in `sort` order, and the project's run count.
+pub async fn list(
+    db: &Db,
+    project_id: i64,
+    sort: &RunSort,
+    limit: u32,
+    offset: u64,
+) -> DbResult<(Vec<RunRow>, u64)> {
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let sql = format!(
+        "{} WHERE r.project_id = $1 ORDER BY {} LIMIT $2 OFFSET $3",
+        run_select!(),
+        order_by(sort)
+    );
+    let (runs, count) = with_pool!(db, |pool| {
+        // Safe: the text is built from constant column names only.
+        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(project_id)
+            .bind(i64::from(limit))
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        let runs = rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(pool)
+            .await?;
+        (runs, count)
+    });
+    Ok((runs, u64::try_from(count).unwrap_or(0)))
+}
+
+/// Changes to a run's descriptive fields; `None` leaves a column as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RunChanges<'a> {
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub tags: Option<&'a [String]>,
+}
+
+/// Applies `changes` to run `id`; the updated run, or `None` if it is gone.
+pub async fn update(
+    db: &Db,
+    id: i64,
+    changes: &RunChanges<'_>,
+    now: DateTime<Utc>,
+) -> DbResult<Option<RunRow>> {
+    let uuid: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "UPDATE runs SET
+                name = COALESCE($2, name),
+                description = COALESCE($3, description),
+                tags = COALESCE($4, tags),
+                updated_at = $5
+             WHERE id = $1 RETURNING uuid",
+        )
+        .bind(id)
+        .bind(changes.name)
+        .bind(changes.description)
+        .bind(changes.tags.map(Json))
+        .bind(now)
+        .fetch_optional(pool)
+        .await?
+    });
+    match uuid {
+        Some(uuid) => Ok(Some(find_by_id(db, uuid).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Deletes run `id` with its conditions; whether it existed.
+pub async fn delete(db: &Db, id: i64) -> DbResult<bool> {
+    let affected = with_pool!(db, |pool| {
+        sqlx::query("DELETE FROM runs WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(affected > 0)
+}
+
+/// A status change to store.
+#[derive(Debug, Clone)]
+pub struct StatusChange<'a> {
+    pub run_id: i64,
+    /// The status the caller read; the change applies only if it still holds.
+    pub expected: RunStatus,
+    pub next: RunStatus,
+    /// The timing after the change, computed by the domain.
+    pub timing: Timing,
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// Stores a status change if the run is still in `change.expected`.
+/// Returns whether it applied; `false` means another change won the race and
+/// the caller should re-read and decide again.
+pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
+    let applied = with_pool!(db, |pool| {
+        // The guarded UPDATE is the transaction's first statement so that
+        // SQLite takes its write lock at once instead of failing to upgrade a
+        // read lock later.
+        let mut tx = pool.begin().await?;
+        let affected = sqlx::query(
+            "UPDATE runs SET status = $2, updated_at = $3, started_at = $4, finished_at = $5,
+                             wait_time = $6, duration = $7
+             WHERE id = $1 AND status = $8",
+        )
+        .bind(change.run_id)
+        .bind(change.next.as_str())
+        .bind(change.now)
+        .bind(change.timing.started_at)
+        .bind(change.timing.finished_at)
+        .bind(change.timing.wait_time)
+        .bind(change.timing.duration)
+        .bind(change.expected.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if affected == 1 {
+            sqlx::query(
+                "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(change.run_id)
+            .bind(change.next.as_str())
+            .bind(change.reason)
+            .bind(change.message)
+            .bind(change.now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            true
+        } else {
+            tx.rollback().await?;
+            false
+        }
+    });
+    Ok(applied)
+}
+
+/// One stored status condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionRow {
+    pub status: RunStatus,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A run's conditions, oldest first.
+pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
+    let rows: Vec<(String, Option<String>, Option<String>, DateTime<Utc>)> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT status, reason, message, created_at FROM run_conditions
+             WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?
+    });
+    rows.into_iter()
+        .map(|(status, reason, message, created_at)| {
+            let status = status.parse().map_err(|e: trellis_domain::lifecycle::UnknownStatus| {
+                DbError::Corrupt { column: "run_conditions.status", message: e.to_string() }
+            })?;
+            Ok(ConditionRow { status, reason, message, created_at })
+        })
+        .collect()
+}

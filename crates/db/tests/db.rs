@@ -1,0 +1,301 @@
+//! Data-layer tests; every case runs on SQLite and on PostgreSQL.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use trellis_db::projects::{self, NewProject, ProjectChanges};
+use trellis_db::runs::{self, NewRun, RunChanges, StatusChange};
+use trellis_db::{Db, DbError, test_on_both_databases};
+use trellis_domain::lifecycle::{RunStatus, Timing};
+use trellis_domain::listing::RunSort;
+use trellis_domain::run::RunKind;
+use uuid::Uuid;
+
+fn t(seconds: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_750_000_000, 0).unwrap() + Duration::seconds(seconds)
+}
+
+async fn project(db: &Db, name: &str) -> projects::ProjectRow {
+    projects::insert(
+        db,
+        &NewProject {
+            uuid: Uuid::new_v4(),
+            owner: "default",
+            name,
+            description: "",
+            tags: &[],
+            now: t(0),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
+    runs::insert(
+        db,
+        &NewRun {
+            uuid: Uuid::new_v4(),
+            project_id,
+            name: Some(name),
+            description: "",
+            tags: &[],
+            kind: Some(RunKind::Job),
+            content: "run:\n  kind: job\n",
+            now: t(at),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+test_on_both_databases!(
+    projects_round_trip,
+    duplicate_project_names_conflict_per_owner,
+    project_changes_apply_only_given_fields,
+    deleting_a_project_deletes_its_runs,
+    a_new_run_is_created_with_its_first_condition,
+    runs_sort_with_missing_values_last_and_page_without_overlap,
+    a_guarded_status_change_applies_only_from_the_expected_status,
+    concurrent_changes_from_one_status_let_exactly_one_win,
+    run_changes_keep_the_status,
+);
+
+async fn projects_round_trip(db: Db) {
+    let created = projects::insert(
+        &db,
+        &NewProject {
+            uuid: Uuid::new_v4(),
+            owner: "default",
+            name: "mnist",
+            description: "digits",
+            tags: &["cv".to_owned(), "baseline".to_owned()],
+            now: t(0),
+        },
+    )
+    .await
+    .unwrap();
+    let found = projects::find(&db, "default", "mnist").await.unwrap().unwrap();
+    assert_eq!(found, created);
+    assert_eq!(found.tags.0, vec!["cv", "baseline"]);
+    assert_eq!(found.created_at, t(0));
+    assert!(projects::find(&db, "other", "mnist").await.unwrap().is_none());
+}
+
+async fn duplicate_project_names_conflict_per_owner(db: Db) {
+    project(&db, "same").await;
+    let again = projects::insert(
+        &db,
+        &NewProject {
+            uuid: Uuid::new_v4(),
+            owner: "default",
+            name: "same",
+            description: "",
+            tags: &[],
+            now: t(1),
+        },
+    )
+    .await;
+    assert!(matches!(again, Err(DbError::Conflict)), "{again:?}");
+    let other_owner = projects::insert(
+        &db,
+        &NewProject {
+            uuid: Uuid::new_v4(),
+            owner: "alice",
+            name: "same",
+            description: "",
+            tags: &[],
+            now: t(1),
+        },
+    )
+    .await;
+    assert!(other_owner.is_ok());
+    let (page, count) = projects::list(&db, "default", 10, 0).await.unwrap();
+    assert_eq!((page.len(), count), (1, 1));
+}
+
+async fn project_changes_apply_only_given_fields(db: Db) {
+    let p = project(&db, "p").await;
+    let changed = projects::update(
+        &db,
+        p.id,
+        &ProjectChanges {
+            description: Some("new words"),
+            ..Default::default()
+        },
+        t(5),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(changed.name, "p");
+    assert_eq!(changed.description, "new words");
+    assert_eq!(changed.updated_at, t(5));
+    assert_eq!(changed.created_at, t(0));
+    assert!(projects::update(&db, p.id + 1000, &ProjectChanges::default(), t(6)).await.unwrap().is_none());
+}
+
+async fn deleting_a_project_deletes_its_runs(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 1).await;
+    assert!(projects::delete(&db, p.id).await.unwrap());
+    assert!(runs::find(&db, p.id, r.uuid).await.unwrap().is_none());
+    assert!(runs::conditions(&db, r.id).await.unwrap().is_empty());
+    assert!(!projects::delete(&db, p.id).await.unwrap());
+}
+
+async fn a_new_run_is_created_with_its_first_condition(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "train", 3).await;
+    assert_eq!(r.status, RunStatus::Created);
+    assert_eq!((r.owner.as_str(), r.project.as_str()), ("default", "p"));
+    assert_eq!(r.kind, Some(RunKind::Job));
+    assert_eq!(r.timing, Timing::new(t(3)));
+    let conditions = runs::conditions(&db, r.id).await.unwrap();
+    assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0].status, RunStatus::Created);
+    assert_eq!(conditions[0].created_at, t(3));
+}
+
+async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
+    let p = project(&db, "p").await;
+    let mut uuids = Vec::new();
+    for i in 0..5 {
+        uuids.push(run(&db, p.id, &format!("run-{i}"), i).await);
+    }
+    // Only run-1 and run-3 have started; run-3 started later.
+    for (r, start) in [(&uuids[1], 10), (&uuids[3], 20)] {
+        let timing = r.timing.apply(RunStatus::Running, t(start));
+        let changed = runs::set_status(
+            &db,
+            &StatusChange {
+                run_id: r.id,
+                expected: RunStatus::Created,
+                next: RunStatus::Running,
+                timing,
+                reason: None,
+                message: None,
+                now: t(start),
+            },
+        )
+        .await
+        .unwrap();
+        // Created -> Running is not a legal lifecycle move, but the data layer
+        // stores what the caller decided; legality is the domain's job.
+        assert!(changed);
+    }
+    let names = |rows: &[runs::RunRow]| rows.iter().map(|r| r.name.clone().unwrap()).collect::<Vec<_>>();
+
+    let sort = RunSort::parse(Some("-started_at")).unwrap();
+    let (rows, count) = runs::list(&db, p.id, &sort, 10, 0).await.unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(names(&rows), ["run-3", "run-1", "run-4", "run-2", "run-0"]);
+
+    let sort = RunSort::parse(Some("started_at")).unwrap();
+    let (rows, _) = runs::list(&db, p.id, &sort, 10, 0).await.unwrap();
+    assert_eq!(names(&rows), ["run-1", "run-3", "run-0", "run-2", "run-4"]);
+
+    let sort = RunSort::default();
+    let (first, _) = runs::list(&db, p.id, &sort, 2, 0).await.unwrap();
+    let (second, _) = runs::list(&db, p.id, &sort, 2, 2).await.unwrap();
+    let (third, _) = runs::list(&db, p.id, &sort, 2, 4).await.unwrap();
+    assert_eq!(names(&first), ["run-4", "run-3"]);
+    assert_eq!(names(&second), ["run-2", "run-1"]);
+    assert_eq!(names(&third), ["run-0"]);
+}
+
+async fn a_guarded_status_change_applies_only_from_the_expected_status(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let change = |expected, next| StatusChange {
+        run_id: r.id,
+        expected,
+        next,
+        timing: r.timing,
+        reason: Some("Test"),
+        message: Some("why"),
+        now: t(1),
+    };
+    assert!(!runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled)).await.unwrap());
+    assert!(runs::set_status(&db, &change(RunStatus::Created, RunStatus::Compiled)).await.unwrap());
+    let stored = runs::find(&db, p.id, r.uuid).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Compiled);
+    let conditions = runs::conditions(&db, r.id).await.unwrap();
+    assert_eq!(conditions.len(), 2);
+    assert_eq!(conditions[1].status, RunStatus::Compiled);
+    assert_eq!(conditions[1].reason.as_deref(), Some("Test"));
+    assert_eq!(conditions[1].message.as_deref(), Some("why"));
+}
+
+async fn concurrent_changes_from_one_status_let_exactly_one_win(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let targets = [
+        RunStatus::Compiled,
+        RunStatus::Stopped,
+        RunStatus::Failed,
+        RunStatus::Skipped,
+        RunStatus::OnSchedule,
+        RunStatus::UpstreamFailed,
+        RunStatus::Compiled,
+        RunStatus::Stopped,
+    ];
+    let mut tasks = Vec::new();
+    for next in targets {
+        let db = db.clone();
+        let timing = r.timing;
+        let run_id = r.id;
+        tasks.push(tokio::spawn(async move {
+            runs::set_status(
+                &db,
+                &StatusChange {
+                    run_id,
+                    expected: RunStatus::Created,
+                    next,
+                    timing,
+                    reason: None,
+                    message: None,
+                    now: t(1),
+                },
+            )
+            .await
+            .map(|applied| (applied, next))
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (applied, next) = task.await.unwrap().unwrap();
+        if applied {
+            winners.push(next);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let stored = runs::find(&db, p.id, r.uuid).await.unwrap().unwrap();
+    assert_eq!(stored.status, winners[0]);
+    let conditions = runs::conditions(&db, r.id).await.unwrap();
+    assert_eq!(conditions.iter().map(|c| c.status).collect::<Vec<_>>(), [RunStatus::Created, winners[0]]);
+}
+
+async fn run_changes_keep_the_status(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let tags = vec!["a".to_owned()];
+    let changed = runs::update(
+        &db,
+        r.id,
+        &RunChanges {
+            name: Some("renamed"),
+            tags: Some(&tags),
+            ..Default::default()
+        },
+        t(9),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(changed.name.as_deref(), Some("renamed"));
+    assert_eq!(changed.tags, tags);
+    assert_eq!(changed.status, RunStatus::Created);
+    assert_eq!(changed.content, r.content);
+    assert_eq!(changed.updated_at, t(9));
+    assert!(runs::delete(&db, r.id).await.unwrap());
+    assert!(runs::update(&db, r.id, &RunChanges::default(), t(10)).await.unwrap().is_none());
+}

@@ -1,0 +1,18 @@
+//! Pure Trellis decisions.
+//!
+//! This crate never does IO: no clock, no database, no network. Callers pass
+//! `now` and data in; functions return decisions. It builds for
+//! `wasm32-unknown-unknown` so the dashboard can run the same rules.
+//!
+//! Layout:
+//! - [`name`]: validated owner and project names, and the reserved words.
+//! - [`lifecycle`]: [`lifecycle::RunStatus`], the one transition function and
+//!   the timing fields (`started_at`, `finished_at`, `wait_time`, `duration`)
+//!   that follow from transitions.
+//! - [`run`]: run identifiers, kinds, and what we read from submitted content.
+//! - [`listing`]: pagination bounds and the sort expressions of run lists.
+
+pub mod lifecycle;
+pub mod listing;
+pub mod name;
+pub mod run;

@@ -1,0 +1,65 @@
+//! Trellis use cases.
+//!
+//! [`Services`] is the application state shared by the REST handlers and the
+//! dashboard's server functions. Each method validates input with the domain
+//! rules, calls the data layer, and returns wire types, so the edges only
+//! translate requests and errors.
+//!
+//! Layout: [`projects`], [`runs`], [`error`] ([`ServiceError`], the one error
+//! the edges map to HTTP statuses).
+
+pub mod error;
+pub mod projects;
+pub mod runs;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use trellis_db::Db;
+
+pub use error::{ServiceError, ServiceResult};
+
+/// Where services read the time; tests substitute a fixed clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The application state: the database and the clock.
+#[derive(Clone)]
+pub struct Services {
+    /// The metadata store, SQLite or PostgreSQL.
+    db: Db,
+    /// The source of `now` for timestamps.
+    clock: Clock,
+}
+
+impl Services {
+    /// Services over `db` using the system clock.
+    pub fn new(db: Db) -> Self {
+        Self::with_clock(db, Arc::new(Utc::now))
+    }
+
+    /// Services over `db` reading time from `clock`.
+    pub fn with_clock(db: Db, clock: Clock) -> Self {
+        Self { db, clock }
+    }
+
+    /// The database, for health checks and shutdown.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Project use cases.
+    pub fn projects(&self) -> projects::Projects<'_> {
+        projects::Projects { services: self }
+    }
+
+    /// Run use cases.
+    pub fn runs(&self) -> runs::Runs<'_> {
+        runs::Runs { services: self }
+    }
+
+    /// Now, truncated to microseconds: both databases then store exactly the
+    /// time we return to the caller (PostgreSQL keeps microseconds).
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)().trunc_subsecs(6)
+    }
+}

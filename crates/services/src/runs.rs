@@ -1,0 +1,285 @@
+//! Run use cases, including status changes along the lifecycle.
+
+use trellis_api_types as api;
+use trellis_db::runs::{self, ConditionRow, NewRun, RunChanges, RunRow, StatusChange};
+use trellis_domain::lifecycle::{RunStatus, transition};
+use trellis_domain::listing::{Page, RunSort};
+use trellis_domain::name::{check_description, check_run_name, normalize_tags};
+use trellis_domain::run::{RunId, inspect_content};
+
+use crate::projects::load as load_project;
+use crate::{ServiceError, ServiceResult, Services};
+
+/// Longest accepted condition reason, in characters.
+pub const MAX_REASON_LEN: usize = 256;
+/// Longest accepted condition message, in characters.
+pub const MAX_MESSAGE_LEN: usize = 10_000;
+/// How often a status change is retried when another change wins the race.
+const MAX_STATUS_ATTEMPTS: usize = 32;
+
+/// Run use cases; see [`Services::runs`].
+pub struct Runs<'a> {
+    pub(crate) services: &'a Services,
+}
+
+/// Where a run lives: its project and its uuid as given in a path.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRef<'a> {
+    pub owner: &'a str,
+    pub project: &'a str,
+    pub uuid: &'a str,
+}
+
+fn to_dto(row: RunRow) -> api::Run {
+    api::Run {
+        uuid: row.uuid,
+        name: row.name,
+        description: row.description,
+        tags: row.tags,
+        kind: row.kind,
+        status: row.status,
+        project: row.project,
+        owner: row.owner,
+        content: row.content,
+        inputs: row.inputs,
+        outputs: row.outputs,
+        created_at: row.timing.created_at,
+        updated_at: row.updated_at,
+        started_at: row.timing.started_at,
+        finished_at: row.timing.finished_at,
+        wait_time: row.timing.wait_time,
+        duration: row.timing.duration,
+    }
+}
+
+fn condition_dto(row: ConditionRow) -> api::StatusCondition {
+    api::StatusCondition {
+        kind: row.status,
+        status: "True".to_owned(),
+        reason: row.reason,
+        message: row.message,
+        last_update_time: row.created_at,
+        last_transition_time: row.created_at,
+    }
+}
+
+fn check_name(name: Option<&str>) -> ServiceResult<()> {
+    match name {
+        Some(name) => check_run_name(name).map_err(|e| ServiceError::invalid("name", e)),
+        None => Ok(()),
+    }
+}
+
+impl Runs<'_> {
+    async fn load(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
+        let project = load_project(self.services, at.owner, at.project).await?;
+        let uuid: RunId = at.uuid.parse().map_err(|e| ServiceError::invalid("uuid", e))?;
+        runs::find(&self.services.db, project.id, uuid.0)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                entity: "run",
+                id: at.uuid.to_owned(),
+            })
+    }
+
+    /// One page of a project's runs in `sort` order, and the project's count.
+    ///
+    /// `query` (the Polyaxon query language) is refused with a clear error
+    /// until the query compiler exists, rather than silently ignored.
+    pub async fn list(
+        &self,
+        owner: &str,
+        project: &str,
+        page: Page,
+        sort: &RunSort,
+        query: Option<&str>,
+    ) -> ServiceResult<(Vec<api::Run>, u64)> {
+        if query.is_some_and(|q| !q.trim().is_empty()) {
+            return Err(ServiceError::Invalid {
+                field: Some("query"),
+                message: "filtering runs with `query` is not supported by this server version".to_owned(),
+            });
+        }
+        let project = load_project(self.services, owner, project).await?;
+        let (rows, count) = runs::list(&self.services.db, project.id, sort, page.limit, page.offset).await?;
+        Ok((rows.into_iter().map(to_dto).collect(), count))
+    }
+
+    /// Creates a run in `owner/project` with status `created`.
+    pub async fn create(&self, owner: &str, project: &str, input: api::CreateRun) -> ServiceResult<api::Run> {
+        let project = load_project(self.services, owner, project).await?;
+        check_name(input.name.as_deref())?;
+        let description = input.description.unwrap_or_default();
+        check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
+        let tags = normalize_tags(&input.tags.unwrap_or_default()).map_err(|e| ServiceError::invalid("tags", e))?;
+        let content = input.content.unwrap_or_default();
+        let summary = inspect_content(&content).map_err(|e| ServiceError::invalid("content", e))?;
+        let new = NewRun {
+            uuid: RunId::new_random().0,
+            project_id: project.id,
+            name: input.name.as_deref().map(str::trim),
+            description: &description,
+            tags: &tags,
+            kind: summary.kind,
+            content: &content,
+            now: self.services.now(),
+        };
+        let row = runs::insert(&self.services.db, &new).await?;
+        tracing::info!(run.id = %row.uuid, project.name = %project.name, "created run {}", row.uuid);
+        Ok(to_dto(row))
+    }
+
+    /// The run at `at`.
+    pub async fn get(&self, at: RunRef<'_>) -> ServiceResult<api::Run> {
+        self.load(at).await.map(to_dto)
+    }
+
+    /// Changes the given descriptive fields of a run.
+    pub async fn update(&self, at: RunRef<'_>, input: api::UpdateRun) -> ServiceResult<api::Run> {
+        let row = self.load(at).await?;
+        check_name(input.name.as_deref())?;
+        if let Some(description) = &input.description {
+            check_description(description).map_err(|e| ServiceError::invalid("description", e))?;
+        }
+        let tags = input
+            .tags
+            .as_deref()
+            .map(|t| normalize_tags(t).map_err(|e| ServiceError::invalid("tags", e)))
+            .transpose()?;
+        let changes = RunChanges {
+            name: input.name.as_deref().map(str::trim),
+            description: input.description.as_deref(),
+            tags: tags.as_deref(),
+        };
+        runs::update(&self.services.db, row.id, &changes, self.services.now())
+            .await?
+            .map(to_dto)
+            .ok_or_else(|| ServiceError::NotFound {
+                entity: "run",
+                id: at.uuid.to_owned(),
+            })
+    }
+
+    /// Deletes a run and its history.
+    pub async fn delete(&self, at: RunRef<'_>) -> ServiceResult<()> {
+        let row = self.load(at).await?;
+        runs::delete(&self.services.db, row.id).await?;
+        tracing::info!(run.id = %row.uuid, "deleted run {}", row.uuid);
+        Ok(())
+    }
+
+    /// Asks a run to stop: a run with nothing started is stopped at once, an
+    /// active one moves to `stopping` for its executor to finish.
+    pub async fn stop(&self, at: RunRef<'_>) -> ServiceResult<api::Run> {
+        let mut row = self.load(at).await?;
+        for _ in 0..MAX_STATUS_ATTEMPTS {
+            let Some(target) = row.status.stop_target() else {
+                return Err(ServiceError::Invalid {
+                    field: None,
+                    message: format!("the run is `{}`; there is nothing to stop", row.status),
+                });
+            };
+            match self.try_change(&row, target, Some("StopRequested"), Some("Stop requested by the user")).await? {
+                Some(updated) => return Ok(to_dto(updated)),
+                None => row = self.load(at).await?,
+            }
+        }
+        Err(contended())
+    }
+
+    /// A run's status and its conditions, oldest first.
+    pub async fn statuses(&self, at: RunRef<'_>) -> ServiceResult<api::RunStatuses> {
+        let row = self.load(at).await?;
+        let conditions = runs::conditions(&self.services.db, row.id).await?;
+        Ok(api::RunStatuses {
+            uuid: row.uuid,
+            status: row.status,
+            status_conditions: conditions.into_iter().map(condition_dto).collect(),
+        })
+    }
+
+    /// Moves a run to the reported status if the lifecycle allows it, and
+    /// appends the condition.
+    pub async fn add_status(&self, at: RunRef<'_>, input: api::PostStatus) -> ServiceResult<api::RunStatuses> {
+        check_coordinates(at, &input)?;
+        let condition = input.condition;
+        if condition.status.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case("true")) {
+            return Err(ServiceError::invalid(
+                "condition.status",
+                "condition status must be \"True\" (the run enters `type`)",
+            ));
+        }
+        let reason = condition.reason.as_deref().filter(|r| !r.is_empty());
+        let message = condition.message.as_deref().filter(|m| !m.is_empty());
+        if reason.is_some_and(|r| r.chars().count() > MAX_REASON_LEN) {
+            return Err(ServiceError::invalid(
+                "condition.reason",
+                format!("reason is longer than {MAX_REASON_LEN} characters"),
+            ));
+        }
+        if message.is_some_and(|m| m.chars().count() > MAX_MESSAGE_LEN) {
+            return Err(ServiceError::invalid(
+                "condition.message",
+                format!("message is longer than {MAX_MESSAGE_LEN} characters"),
+            ));
+        }
+        let mut row = self.load(at).await?;
+        for _ in 0..MAX_STATUS_ATTEMPTS {
+            match self.try_change(&row, condition.kind, reason, message).await? {
+                Some(_) => return self.statuses(at).await,
+                None => row = self.load(at).await?,
+            }
+        }
+        Err(contended())
+    }
+
+    /// One attempt at a guarded status change from the status in `row`:
+    /// `Ok(None)` when another change got there first.
+    async fn try_change(
+        &self,
+        row: &RunRow,
+        next: RunStatus,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> ServiceResult<Option<RunRow>> {
+        transition(row.status, next)?;
+        let now = self.services.now();
+        let change = StatusChange {
+            run_id: row.id,
+            expected: row.status,
+            next,
+            timing: row.timing.apply(next, now),
+            reason,
+            message,
+            now,
+        };
+        if !runs::set_status(&self.services.db, &change).await? {
+            return Ok(None);
+        }
+        tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
+        Ok(runs::find(&self.services.db, row.project_id, row.uuid).await?)
+    }
+}
+
+fn contended() -> ServiceError {
+    ServiceError::Conflict("the run's status kept changing concurrently; try again".to_owned())
+}
+
+/// Polyaxon clients repeat the run's coordinates in the body; they must
+/// agree with the path so a misrouted update cannot land on another run.
+fn check_coordinates(at: RunRef<'_>, input: &api::PostStatus) -> ServiceResult<()> {
+    let mismatch = |field: &'static str| ServiceError::invalid(field, format!("`{field}` in the body does not match the URL"));
+    if input.owner.as_deref().is_some_and(|o| o != at.owner) {
+        return Err(mismatch("owner"));
+    }
+    if input.project.as_deref().is_some_and(|p| p != at.project) {
+        return Err(mismatch("project"));
+    }
+    if let Some(uuid) = input.uuid {
+        let path: Result<RunId, _> = at.uuid.parse();
+        if path.map(|p| p.0) != Ok(uuid) {
+            return Err(mismatch("uuid"));
+        }
+    }
+    Ok(())
+}

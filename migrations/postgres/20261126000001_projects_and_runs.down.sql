@@ -1,0 +1,3 @@
+DROP TABLE run_conditions;
+DROP TABLE runs;
+DROP TABLE projects;

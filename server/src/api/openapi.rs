@@ -1,0 +1,37 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+/// The API description served at `/api/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Trellis API", description = "Projects, runs and their lifecycle. Shaped like Polyaxon's API."),
+    paths(
+        super::health::health,
+        super::projects::list_projects,
+        super::projects::create_project,
+        super::projects::get_project,
+        super::projects::update_project,
+        super::projects::delete_project,
+        super::runs::list_runs,
+        super::runs::create_run,
+        super::runs::get_run,
+        super::runs::update_run,
+        super::runs::delete_run,
+        super::runs::stop_run,
+        super::runs::get_run_statuses,
+        super::runs::create_run_status,
+    ),
+    tags(
+        (name = "projects", description = "Projects: named homes for runs, unique per owner"),
+        (name = "runs", description = "Runs and their status conditions"),
+        (name = "health", description = "Liveness of the server and its database"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

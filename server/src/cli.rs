@@ -1,0 +1,141 @@
+//! The command line. Every option also reads an environment variable, so a
+//! deployment configures Trellis through its environment alone.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{DatabaseSettings, Settings};
+
+/// Trellis: an open-source machine-learning platform in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "trellis", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, env = "TRELLIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the API and the dashboard (applies pending migrations first).
+    Server(ServerArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+}
+
+/// Where the metadata lives.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Data directory; holds the embedded SQLite database.
+    #[arg(long, env = "TRELLIS_DATA_DIR", default_value = ".trellis")]
+    pub data_dir: PathBuf,
+    /// Use this PostgreSQL database instead of the embedded SQLite one
+    /// (`postgres://user:password@host:5432/db`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database these arguments select.
+    pub fn database(&self) -> anyhow::Result<DatabaseSettings> {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseSettings::Postgres { url: url.to_owned() })
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                Ok(DatabaseSettings::Sqlite { path: PathBuf::from(path) })
+            }
+            Some(_) => anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+            None => Ok(DatabaseSettings::Sqlite {
+                path: self.data_dir.join("trellis.db"),
+            }),
+        }
+    }
+}
+
+/// Options of `trellis server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TRELLIS_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on.
+    #[arg(long, env = "TRELLIS_PORT", default_value_t = 8000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+impl ServerArgs {
+    /// Checks the arguments and builds the settings.
+    pub fn into_settings(self) -> anyhow::Result<Settings> {
+        let database = self.database.database()?;
+        std::fs::create_dir_all(&self.database.data_dir)
+            .with_context(|| format!("creating the data directory {}", self.database.data_dir.display()))?;
+        Ok(Settings {
+            addr: SocketAddr::new(self.host, self.port),
+            data_dir: self.database.data_dir,
+            database,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn the_server_defaults_to_the_embedded_database_on_localhost() {
+        let Command::Server(args) = parse(&["trellis", "server"]).command else {
+            panic!("expected the server command");
+        };
+        assert_eq!(args.port, 8000);
+        assert_eq!(args.host.to_string(), "127.0.0.1");
+        if std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("TRELLIS_DATA_DIR").is_none() {
+            assert_eq!(
+                args.database.database().unwrap(),
+                DatabaseSettings::Sqlite { path: PathBuf::from(".trellis/trellis.db") }
+            );
+        }
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgres() {
+        let Command::Migrate(args) = parse(&["trellis", "migrate", "--database-url", "postgres://u@h/db"]).command else {
+            panic!("expected the migrate command");
+        };
+        assert_eq!(args.database().unwrap(), DatabaseSettings::Postgres { url: "postgres://u@h/db".into() });
+    }
+
+    #[test]
+    fn other_database_urls_are_refused() {
+        let Command::Migrate(args) = parse(&["trellis", "migrate", "--database-url", "mysql://h/db"]).command else {
+            panic!("expected the migrate command");
+        };
+        assert!(args.database().is_err());
+    }
+
+    #[test]
+    fn logged_postgres_urls_hide_credentials() {
+        let db = DatabaseSettings::Postgres { url: "postgres://u:secret@h:5432/db".into() };
+        assert_eq!(db.describe(), "postgres at h:5432/db");
+    }
+}

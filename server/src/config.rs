@@ -1,0 +1,37 @@
+//! Typed settings, built once from the command line and the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where the metadata lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSettings {
+    /// The embedded default: a SQLite file.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL server, from `DATABASE_URL`.
+    Postgres { url: String },
+}
+
+impl DatabaseSettings {
+    /// A description safe to log (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseSettings::Sqlite { path } => format!("sqlite at {}", path.display()),
+            DatabaseSettings::Postgres { url } => {
+                let without_credentials = url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
+                format!("postgres at {without_credentials}")
+            }
+        }
+    }
+}
+
+/// Everything `trellis server` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The data directory (SQLite file, and later artifacts and logs).
+    pub data_dir: PathBuf,
+    /// The metadata store.
+    pub database: DatabaseSettings,
+}

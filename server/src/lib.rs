@@ -1,0 +1,12 @@
+//! The Trellis server: configuration, routing and wiring.
+//!
+//! `main.rs` only dispatches. [`cli`] defines the command line and turns it
+//! into [`config::Settings`]; [`startup`] connects the database, builds the
+//! [`startup::router`] (REST API, dashboard, health) and serves it until a
+//! shutdown signal; [`api`] holds the thin REST handlers.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod startup;
+pub mod telemetry;

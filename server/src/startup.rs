@@ -1,0 +1,152 @@
+//! Wiring: connect the database, build the router, serve until a signal.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use trellis_db::Db;
+use trellis_services::Services;
+
+use crate::api;
+use crate::config::{DatabaseSettings, Settings};
+
+/// State shared by every route: the services, and Leptos's options for
+/// rendering pages and serving the compiled front end.
+#[derive(Clone)]
+pub struct AppState {
+    /// Use cases, shared with the dashboard's server functions.
+    pub services: Services,
+    /// Where the compiled site lives and what it is called.
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// Opens the configured database.
+pub async fn connect(database: &DatabaseSettings) -> anyhow::Result<Db> {
+    let db = match database {
+        DatabaseSettings::Sqlite { path } => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating the data directory {}", parent.display()))?;
+            }
+            Db::connect_sqlite(path).await
+        }
+        DatabaseSettings::Postgres { url } => Db::connect_postgres(url).await,
+    };
+    db.with_context(|| format!("connecting to {}", database.describe()))
+}
+
+/// `trellis migrate`: applies pending migrations and exits.
+pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
+    let db = connect(database).await?;
+    db.migrate()
+        .await
+        .with_context(|| format!("migrating {}", database.describe()))?;
+    tracing::info!("migrated {}", database.describe());
+    db.close().await;
+    Ok(())
+}
+
+/// Leptos options for a server listening on `settings.addr`. The site's
+/// location and name come from cargo-leptos (baked in at build time, or
+/// `LEPTOS_*` variables at run time).
+pub fn leptos_options(settings: &Settings) -> anyhow::Result<LeptosOptions> {
+    let mut options = leptos::config::get_configuration(None)
+        .context("reading the Leptos site configuration")?
+        .leptos_options;
+    if options.output_name.is_empty() {
+        options.output_name = "trellis".into();
+    }
+    options.site_addr = settings.addr;
+    Ok(options)
+}
+
+/// The whole HTTP surface: `/api/v1`, `/healthz`, the dashboard and its
+/// server functions, and the compiled front end's files.
+pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
+    let state = AppState {
+        services: services.clone(),
+        leptos_options: leptos_options.clone(),
+    };
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .nest("/api/v1", api::router())
+        .route("/healthz", get(api::health::health))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(services.clone()),
+            move || app::shell(leptos_options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(api::error::panic_response))
+        .with_state(state)
+}
+
+/// `trellis server`: migrates, then serves until SIGTERM or Ctrl-C, letting
+/// in-flight requests finish.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let db = connect(&settings.database).await?;
+    db.migrate()
+        .await
+        .with_context(|| format!("migrating {}", settings.database.describe()))?;
+    let services = Services::new(db.clone());
+    let app = router(services, leptos_options(&settings)?);
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("listening on {}", settings.addr))?;
+    tracing::info!(
+        "Trellis is serving http://{} with {}",
+        listener.local_addr()?,
+        settings.database.describe()
+    );
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("shutting down: closing the database");
+    tokio::time::timeout(Duration::from_secs(10), db.close()).await.ok();
+    Ok(())
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+    token.cancel();
+}
