@@ -18,7 +18,7 @@ pub mod ui;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 /// Applied before first paint so a dark-mode user never sees a white flash:
 /// an explicit choice (saved by the toggle) wins, otherwise the system's.
@@ -49,7 +49,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The dashboard's routes.
+/// The dashboard's routes. Pages render in `Async` mode: the server waits
+/// for their data and sends complete HTML, so they read without JavaScript
+/// (streamed fallbacks would need scripts to be replaced).
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -58,11 +60,11 @@ pub fn App() -> impl IntoView {
         <Router>
             <ui::Layout>
                 <Routes fallback=ui::NotFoundPage>
-                    <Route path=path!("/") view=projects::pages::ProjectsPage />
-                    <Route path=path!("/:owner/:project") view=runs::pages::ProjectPage />
-                    <ParentRoute path=path!("/:owner/:project/runs/:uuid") view=runs::pages::RunPage>
-                        <Route path=path!("") view=runs::pages::RunOverview />
-                        <Route path=path!("spec") view=runs::pages::RunSpec />
+                    <Route path=path!("/") view=projects::pages::ProjectsPage ssr=SsrMode::Async />
+                    <Route path=path!("/:owner/:project") view=runs::pages::ProjectPage ssr=SsrMode::Async />
+                    <ParentRoute path=path!("/:owner/:project/runs/:uuid") view=runs::pages::RunPage ssr=SsrMode::Async>
+                        <Route path=path!("") view=runs::pages::RunOverview ssr=SsrMode::Async />
+                        <Route path=path!("spec") view=runs::pages::RunSpec ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </ui::Layout>

@@ -11,6 +11,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use trellis_db::Db;
 use trellis_services::Services;
@@ -82,7 +83,12 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
         leptos_options: leptos_options.clone(),
     };
     let routes = generate_route_list(app::App);
+    // The compiled front end is served before the dashboard's routes: its
+    // paths (`/pkg/trellis.js`) would otherwise match `/{owner}/{project}`.
+    let pkg_dir = std::path::Path::new(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
+    let pkg_route = format!("/{}", leptos_options.site_pkg_dir);
     Router::new()
+        .nest_service(&pkg_route, ServeDir::new(pkg_dir))
         .nest("/api/v1", api::router())
         .route("/healthz", get(api::health::health))
         .leptos_routes_with_context(

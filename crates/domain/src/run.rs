@@ -16,13 +16,6 @@ use uuid::Uuid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunId(pub Uuid);
 
-impl RunId {
-    /// A fresh random identifier.
-    pub fn new_random() -> Self {
-        Self(Uuid::new_v4())
-    }
-}
-
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Polyaxon prints run uuids as 32 hex digits without dashes; we print

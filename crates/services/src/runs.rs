@@ -115,7 +115,7 @@ impl Runs<'_> {
         let content = input.content.unwrap_or_default();
         let summary = inspect_content(&content).map_err(|e| ServiceError::invalid("content", e))?;
         let new = NewRun {
-            uuid: RunId::new_random().0,
+            uuid: uuid::Uuid::new_v4(),
             project_id: project.id,
             name: input.name.as_deref().map(str::trim),
             description: &description,

@@ -1,0 +1,114 @@
+import { expect, test, type Page } from "@playwright/test";
+
+const shots = "artifacts";
+
+// A click before the WASM has hydrated the page is lost; retry until the
+// toggle reacts, which proves hydration happened.
+async function waitForHydration(page: Page) {
+  const isDark = () => page.evaluate(() => document.documentElement.classList.contains("dark"));
+  const toggle = page.getByTestId("theme-toggle");
+  const before = await isDark();
+  await expect(async () => {
+    await toggle.click();
+    expect(await isDark()).toBe(!before);
+  }).toPass({ timeout: 20_000 });
+  // Put the theme back as it was.
+  await toggle.click();
+  expect(await isDark()).toBe(before);
+}
+
+test("creates a project through the UI without a reload and lists it", async ({ page }) => {
+  await page.goto("/");
+  await waitForHydration(page);
+  await page.evaluate(() => ((window as any).__noReload = true));
+
+  await page.getByTestId("project-name").fill("e2e-vision");
+  await page.getByLabel("Description").fill("Created from the browser");
+  await page.getByLabel("Tags").fill("e2e, vision");
+  await page.getByTestId("create-project").click();
+
+  const list = page.getByTestId("project-list");
+  await expect(list.getByText("e2e-vision")).toBeVisible();
+  await expect(list.getByText("Created from the browser")).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+  await page.screenshot({ path: `${shots}/projects.png`, fullPage: true });
+
+  // An invalid name is refused inline, naming the rule.
+  await page.getByTestId("project-name").fill("Bad Name");
+  await page.getByTestId("create-project").click();
+  await expect(page.getByTestId("create-error")).toContainText("lowercase letters");
+  // A taken name is refused inline too.
+  await page.getByTestId("project-name").fill("e2e-vision");
+  await page.getByTestId("create-project").click();
+  await expect(page.getByTestId("create-error")).toContainText("already exists");
+});
+
+test("opens a run created through the API", async ({ page, request }) => {
+  const project = await request.post("/api/v1/default/projects/create", {
+    data: { name: "e2e-runs", description: "runs from the API" },
+  });
+  expect(project.status()).toBe(201);
+  const created = await request.post("/api/v1/default/e2e-runs/runs", {
+    data: { name: "resnet-baseline", tags: ["baseline"], content: "version: 1.1\nkind: component\nrun:\n  kind: job\n" },
+  });
+  expect(created.status()).toBe(201);
+  const run = await created.json();
+  const queued = await request.post(`/api/v1/default/e2e-runs/runs/${run.uuid}/statuses`, {
+    data: { condition: { type: "compiled", reason: "E2E", message: "compiled by the test" } },
+  });
+  expect(queued.status()).toBe(200);
+
+  await page.goto("/default/e2e-runs");
+  await expect(page.getByTestId("project-title")).toHaveText("e2e-runs");
+  const table = page.getByTestId("runs-table");
+  await expect(table.getByText("resnet-baseline")).toBeVisible();
+  await expect(table.locator("[data-status=compiled]")).toBeVisible();
+  await page.screenshot({ path: `${shots}/project.png`, fullPage: true });
+
+  await waitForHydration(page);
+  await table.getByText("resnet-baseline").click();
+  await expect(page).toHaveURL(new RegExp(`/default/e2e-runs/runs/${run.uuid}$`));
+  await expect(page.getByTestId("run-title")).toHaveText("resnet-baseline");
+  const timeline = page.getByTestId("status-timeline");
+  await expect(timeline.locator("[data-status=created]")).toBeVisible();
+  await expect(timeline.locator("[data-status=compiled]")).toBeVisible();
+  await expect(timeline.getByText("compiled by the test")).toBeVisible();
+  await page.screenshot({ path: `${shots}/run.png`, fullPage: true });
+
+  await page.getByRole("link", { name: "Spec" }).click();
+  await expect(page).toHaveURL(new RegExp(`/runs/${run.uuid}/spec$`));
+  await expect(page.getByTestId("run-spec")).toContainText("kind: job");
+});
+
+test.describe("without JavaScript", () => {
+  test.use({ javaScriptEnabled: false });
+
+  test("pages render on the server", async ({ page, request }) => {
+    await request.post("/api/v1/default/projects/create", { data: { name: "e2e-ssr" } });
+    const created = await request.post("/api/v1/default/e2e-ssr/runs", { data: { name: "ssr-run" } });
+    const run = await created.json();
+
+    await page.goto("/");
+    await expect(page.getByTestId("project-list").getByText("e2e-ssr")).toBeVisible();
+    await page.goto("/default/e2e-ssr");
+    await expect(page.getByTestId("runs-table").getByText("ssr-run")).toBeVisible();
+    await page.goto(`/default/e2e-ssr/runs/${run.uuid}`);
+    await expect(page.getByTestId("run-title")).toHaveText("ssr-run");
+
+    const missing = await page.goto("/default/does-not-exist");
+    expect(missing?.status()).toBe(404);
+    await expect(page.getByRole("alert")).toContainText("was not found");
+  });
+});
+
+test("dark mode can be toggled and is remembered", async ({ page }) => {
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.goto("/");
+  await waitForHydration(page);
+  await expect(page.locator("html")).not.toHaveClass(/dark/);
+  await page.getByTestId("theme-toggle").click();
+  await expect(page.locator("html")).toHaveClass(/dark/);
+  await page.screenshot({ path: `${shots}/projects-dark.png`, fullPage: true });
+  await page.reload();
+  await expect(page.locator("html")).toHaveClass(/dark/);
+});
