@@ -1,6 +1,8 @@
+import { join } from "node:path";
 import { expect, test, type Page } from "@playwright/test";
 
-const shots = "artifacts";
+// Screenshots of the main pages, kept as test artifacts (end2end/artifacts).
+const shots = join(__dirname, "..", "artifacts");
 
 // A click before the WASM has hydrated the page is lost; retry until the
 // toggle reacts, which proves hydration happened.
