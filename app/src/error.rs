@@ -45,7 +45,9 @@ impl From<trellis_services::ServiceError> for AppError {
         match error {
             ServiceError::NotFound { .. } => AppError::NotFound(error.to_string()),
             ServiceError::Invalid { .. } => AppError::Invalid(error.to_string()),
-            ServiceError::Conflict(_) | ServiceError::Transition(_) => AppError::Conflict(error.to_string()),
+            ServiceError::Conflict(_) | ServiceError::Transition(_) => {
+                AppError::Conflict(error.to_string())
+            }
             ServiceError::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "dashboard request failed: {cause}");
                 AppError::Internal

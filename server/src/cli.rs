@@ -53,13 +53,21 @@ impl DatabaseArgs {
     pub fn database(&self) -> anyhow::Result<DatabaseSettings> {
         match self.database_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(DatabaseSettings::Postgres { url: url.to_owned() })
+                Ok(DatabaseSettings::Postgres {
+                    url: url.to_owned(),
+                })
             }
             Some(url) if url.starts_with("sqlite:") => {
-                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-                Ok(DatabaseSettings::Sqlite { path: PathBuf::from(path) })
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:");
+                Ok(DatabaseSettings::Sqlite {
+                    path: PathBuf::from(path),
+                })
             }
-            Some(_) => anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:"),
+            Some(_) => {
+                anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+            }
             None => Ok(DatabaseSettings::Sqlite {
                 path: self.data_dir.join("trellis.db"),
             }),
@@ -76,6 +84,9 @@ pub struct ServerArgs {
     /// Port to listen on.
     #[arg(long, env = "TRELLIS_PORT", default_value_t = 8000)]
     pub port: u16,
+    /// The compiled dashboard built by cargo-leptos.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -84,12 +95,17 @@ impl ServerArgs {
     /// Checks the arguments and builds the settings.
     pub fn into_settings(self) -> anyhow::Result<Settings> {
         let database = self.database.database()?;
-        std::fs::create_dir_all(&self.database.data_dir)
-            .with_context(|| format!("creating the data directory {}", self.database.data_dir.display()))?;
+        std::fs::create_dir_all(&self.database.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                self.database.data_dir.display()
+            )
+        })?;
         Ok(Settings {
             addr: SocketAddr::new(self.host, self.port),
             data_dir: self.database.data_dir,
             database,
+            site_root: self.site_root,
         })
     }
 }
@@ -109,25 +125,38 @@ mod tests {
         };
         assert_eq!(args.port, 8000);
         assert_eq!(args.host.to_string(), "127.0.0.1");
-        if std::env::var_os("DATABASE_URL").is_none() && std::env::var_os("TRELLIS_DATA_DIR").is_none() {
+        if std::env::var_os("DATABASE_URL").is_none()
+            && std::env::var_os("TRELLIS_DATA_DIR").is_none()
+        {
             assert_eq!(
                 args.database.database().unwrap(),
-                DatabaseSettings::Sqlite { path: PathBuf::from(".trellis/trellis.db") }
+                DatabaseSettings::Sqlite {
+                    path: PathBuf::from(".trellis/trellis.db")
+                }
             );
         }
     }
 
     #[test]
     fn a_postgres_url_selects_postgres() {
-        let Command::Migrate(args) = parse(&["trellis", "migrate", "--database-url", "postgres://u@h/db"]).command else {
+        let Command::Migrate(args) =
+            parse(&["trellis", "migrate", "--database-url", "postgres://u@h/db"]).command
+        else {
             panic!("expected the migrate command");
         };
-        assert_eq!(args.database().unwrap(), DatabaseSettings::Postgres { url: "postgres://u@h/db".into() });
+        assert_eq!(
+            args.database().unwrap(),
+            DatabaseSettings::Postgres {
+                url: "postgres://u@h/db".into()
+            }
+        );
     }
 
     #[test]
     fn other_database_urls_are_refused() {
-        let Command::Migrate(args) = parse(&["trellis", "migrate", "--database-url", "mysql://h/db"]).command else {
+        let Command::Migrate(args) =
+            parse(&["trellis", "migrate", "--database-url", "mysql://h/db"]).command
+        else {
             panic!("expected the migrate command");
         };
         assert!(args.database().is_err());
@@ -135,7 +164,9 @@ mod tests {
 
     #[test]
     fn logged_postgres_urls_hide_credentials() {
-        let db = DatabaseSettings::Postgres { url: "postgres://u:secret@h:5432/db".into() };
+        let db = DatabaseSettings::Postgres {
+            url: "postgres://u:secret@h:5432/db".into(),
+        };
         assert_eq!(db.describe(), "postgres at h:5432/db");
     }
 }

@@ -18,7 +18,8 @@ impl DatabaseSettings {
         match self {
             DatabaseSettings::Sqlite { path } => format!("sqlite at {}", path.display()),
             DatabaseSettings::Postgres { url } => {
-                let without_credentials = url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
+                let without_credentials =
+                    url.rsplit_once('@').map_or(url.as_str(), |(_, host)| host);
                 format!("postgres at {without_credentials}")
             }
         }
@@ -34,4 +35,6 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The metadata store.
     pub database: DatabaseSettings,
+    /// The compiled dashboard (`pkg/` with the WASM, JS and CSS).
+    pub site_root: PathBuf,
 }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
-use leptos::config::LeptosOptions;
+use leptos::config::{Env, LeptosOptions};
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio_util::sync::CancellationToken;
@@ -61,18 +61,25 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Leptos options for a server listening on `settings.addr`. The site's
-/// location and name come from cargo-leptos (baked in at build time, or
-/// `LEPTOS_*` variables at run time).
-pub fn leptos_options(settings: &Settings) -> anyhow::Result<LeptosOptions> {
-    let mut options = leptos::config::get_configuration(None)
-        .context("reading the Leptos site configuration")?
-        .leptos_options;
-    if options.output_name.is_empty() {
-        options.output_name = "trellis".into();
-    }
-    options.site_addr = settings.addr;
-    Ok(options)
+/// Leptos options for a server listening on `settings.addr` and serving the
+/// compiled site from `settings.site_root`.
+pub fn leptos_options(settings: &Settings) -> LeptosOptions {
+    // cargo-leptos names the compiled files after the site; it passes the
+    // name at build time (a plain `cargo build` leaves it unset).
+    let output_name = option_env!("LEPTOS_OUTPUT_NAME")
+        .filter(|n| !n.is_empty())
+        .unwrap_or("trellis");
+    LeptosOptions::builder()
+        .output_name(output_name)
+        .site_root(settings.site_root.to_string_lossy().as_ref())
+        .site_pkg_dir("pkg")
+        .site_addr(settings.addr)
+        .env(if cfg!(debug_assertions) {
+            Env::DEV
+        } else {
+            Env::PROD
+        })
+        .build()
 }
 
 /// The whole HTTP surface: `/api/v1`, `/healthz`, the dashboard and its
@@ -85,7 +92,8 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
     let routes = generate_route_list(app::App);
     // The compiled front end is served before the dashboard's routes: its
     // paths (`/pkg/trellis.js`) would otherwise match `/{owner}/{project}`.
-    let pkg_dir = std::path::Path::new(leptos_options.site_root.as_ref()).join(leptos_options.site_pkg_dir.as_ref());
+    let pkg_dir = std::path::Path::new(leptos_options.site_root.as_ref())
+        .join(leptos_options.site_pkg_dir.as_ref());
     let pkg_route = format!("/{}", leptos_options.site_pkg_dir);
     Router::new()
         .nest_service(&pkg_route, ServeDir::new(pkg_dir))
@@ -97,7 +105,9 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
             move || provide_context(services.clone()),
             move || app::shell(leptos_options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(api::error::panic_response))
         .with_state(state)
@@ -111,7 +121,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("migrating {}", settings.database.describe()))?;
     let services = Services::new(db.clone());
-    let app = router(services, leptos_options(&settings)?);
+    let app = router(services, leptos_options(&settings));
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("listening on {}", settings.addr))?;
@@ -127,7 +137,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     tracing::info!("shutting down: closing the database");
-    tokio::time::timeout(Duration::from_secs(10), db.close()).await.ok();
+    tokio::time::timeout(Duration::from_secs(10), db.close())
+        .await
+        .ok();
     Ok(())
 }
 

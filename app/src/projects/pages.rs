@@ -15,9 +15,19 @@ use crate::ui::{EmptyState, ErrorView, Pager, format_time};
 #[component]
 pub fn ProjectsPage() -> impl IntoView {
     let query = use_query_map();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1)
+    };
     let create = ServerAction::<CreateProject>::new();
-    let projects = Resource::new(move || (page(), create.version().get()), |(page, _)| list_projects(page));
+    let projects = Resource::new(
+        move || (page(), create.version().get()),
+        |(page, _)| list_projects(page),
+    );
     view! {
         <Title text="Projects" />
         <div class="flex flex-col gap-8 lg:flex-row">

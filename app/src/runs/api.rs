@@ -19,15 +19,27 @@ pub struct ProjectPageData {
 
 /// Loads the project page.
 #[server]
-pub async fn project_view(owner: String, project: String, page: u64) -> Result<ProjectPageData, AppError> {
+pub async fn project_view(
+    owner: String,
+    project: String,
+    page: u64,
+) -> Result<ProjectPageData, AppError> {
     let services = crate::error::services()?;
     let found = services.projects().get(&owner, &project).await?;
     let page = crate::projects::api::page_of(page, PAGE_SIZE)?;
     let sort = trellis_domain::listing::RunSort::default();
-    let (results, count) = services.runs().list(&owner, &project, page, &sort, None).await?;
+    let (results, count) = services
+        .runs()
+        .list(&owner, &project, page, &sort, None)
+        .await?;
     Ok(ProjectPageData {
         project: found,
-        runs: wire::ListResponse { count, results, next: None, previous: None },
+        runs: wire::ListResponse {
+            count,
+            results,
+            next: None,
+            previous: None,
+        },
     })
 }
 
@@ -40,9 +52,17 @@ pub struct RunPageData {
 
 /// Loads the run page.
 #[server]
-pub async fn run_view(owner: String, project: String, uuid: String) -> Result<RunPageData, AppError> {
+pub async fn run_view(
+    owner: String,
+    project: String,
+    uuid: String,
+) -> Result<RunPageData, AppError> {
     let services = crate::error::services()?;
-    let at = trellis_services::runs::RunRef { owner: &owner, project: &project, uuid: &uuid };
+    let at = trellis_services::runs::RunRef {
+        owner: &owner,
+        project: &project,
+        uuid: &uuid,
+    };
     let run = services.runs().get(at).await?;
     let conditions = services.runs().statuses(at).await?.status_conditions;
     Ok(RunPageData { run, conditions })

@@ -22,8 +22,18 @@ pub fn ProjectPage() -> impl IntoView {
     let owner = param("owner");
     let project = param("project");
     let query = use_query_map();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
-    let view_data = Resource::new(move || (owner(), project(), page()), |(o, p, page)| project_view(o, p, page));
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1)
+    };
+    let view_data = Resource::new(
+        move || (owner(), project(), page()),
+        |(o, p, page)| project_view(o, p, page),
+    );
     view! {
         <Title text=move || format!("{}/{}", owner(), project()) />
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -138,7 +148,10 @@ pub fn RunPage() -> impl IntoView {
     let owner = param("owner");
     let project = param("project");
     let uuid = param("uuid");
-    let data = Resource::new(move || (owner(), project(), uuid()), |(o, p, u)| run_view(o, p, u));
+    let data = Resource::new(
+        move || (owner(), project(), uuid()),
+        |(o, p, u)| run_view(o, p, u),
+    );
     provide_context(data);
     view! {
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -194,7 +207,9 @@ fn Tab(href: String, label: &'static str) -> impl IntoView {
 }
 
 /// Renders `render` with the loaded run, from the context the run page set.
-fn with_run<V: IntoView + 'static>(render: impl Fn(RunPageData) -> V + Copy + Send + Sync + 'static) -> impl IntoView {
+fn with_run<V: IntoView + 'static>(
+    render: impl Fn(RunPageData) -> V + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let data = expect_context::<RunResource>();
     view! {
         <Suspense>
@@ -263,10 +278,17 @@ fn Card(title: &'static str, children: Children) -> impl IntoView {
 
 #[component]
 fn Timings(run: wire::Run) -> impl IntoView {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(format_time).unwrap_or_else(|| "–".to_owned());
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(format_time).unwrap_or_else(|| "–".to_owned())
+    };
     let seconds = |s: Option<f64>| s.map(format_duration).unwrap_or_else(|| "–".to_owned());
     let rows = [
-        ("Kind", run.kind.map(|k| k.as_str().to_owned()).unwrap_or_else(|| "–".to_owned())),
+        (
+            "Kind",
+            run.kind
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_else(|| "–".to_owned()),
+        ),
         ("Created", format_time(run.created_at)),
         ("Started", time(run.started_at)),
         ("Finished", time(run.finished_at)),
@@ -317,7 +339,10 @@ fn Timeline(conditions: Vec<wire::StatusCondition>) -> impl IntoView {
 }
 
 #[component]
-fn KeyValues(values: serde_json::Map<String, serde_json::Value>, empty: &'static str) -> impl IntoView {
+fn KeyValues(
+    values: serde_json::Map<String, serde_json::Value>,
+    empty: &'static str,
+) -> impl IntoView {
     if values.is_empty() {
         return view! { <p class="text-sm text-slate-500">{empty}</p> }.into_any();
     }

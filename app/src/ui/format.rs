@@ -17,7 +17,12 @@ pub fn format_duration(seconds: f64) -> String {
         return format!("{}ms", (seconds * 1000.0).round() as u64);
     }
     let total = seconds.round() as u64;
-    let (days, hours, minutes, secs) = (total / 86_400, total / 3600 % 24, total / 60 % 60, total % 60);
+    let (days, hours, minutes, secs) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
     if days > 0 {
         format!("{days}d {hours}h")
     } else if hours > 0 {

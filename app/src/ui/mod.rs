@@ -58,8 +58,12 @@ fn status_classes(status: RunStatus) -> &'static str {
         Scheduled | Starting | Running | Processing => {
             "bg-sky-50 text-sky-700 ring-sky-300 dark:bg-sky-950 dark:text-sky-300 dark:ring-sky-700"
         }
-        Succeeded => "bg-emerald-50 text-emerald-700 ring-emerald-300 dark:bg-emerald-950 dark:text-emerald-300 dark:ring-emerald-700",
-        Failed | UpstreamFailed => "bg-rose-50 text-rose-700 ring-rose-300 dark:bg-rose-950 dark:text-rose-300 dark:ring-rose-700",
+        Succeeded => {
+            "bg-emerald-50 text-emerald-700 ring-emerald-300 dark:bg-emerald-950 dark:text-emerald-300 dark:ring-emerald-700"
+        }
+        Failed | UpstreamFailed => {
+            "bg-rose-50 text-rose-700 ring-rose-300 dark:bg-rose-950 dark:text-rose-300 dark:ring-rose-700"
+        }
         Stopping | Stopped | Skipped => {
             "bg-zinc-100 text-zinc-600 ring-zinc-300 dark:bg-zinc-800 dark:text-zinc-300 dark:ring-zinc-600"
         }
@@ -76,7 +80,10 @@ pub fn StatusBadge(status: RunStatus) -> impl IntoView {
         "inline-flex items-center gap-1 rounded-full px-2 py-0.5 text-xs font-medium ring-1 ring-inset {}",
         status_classes(status)
     );
-    let pulse = matches!(status, RunStatus::Running | RunStatus::Starting | RunStatus::Processing);
+    let pulse = matches!(
+        status,
+        RunStatus::Running | RunStatus::Starting | RunStatus::Processing
+    );
     view! {
         <span class=classes data-status=status.as_str()>
             {pulse.then(|| view! { <span class="h-1.5 w-1.5 animate-pulse rounded-full bg-current"></span> })}

@@ -34,7 +34,9 @@ pub fn ThemeToggle() -> impl IntoView {
 
 #[cfg(feature = "hydrate")]
 fn flip_theme() {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let Some(root) = window.document().and_then(|d| d.document_element()) else {
         return;
     };

@@ -75,7 +75,12 @@ pub async fn find(db: &Db, owner: &str, name: &str) -> DbResult<Option<ProjectRo
 
 /// One page of an owner's projects, most recently updated first, and the
 /// owner's project count.
-pub async fn list(db: &Db, owner: &str, limit: u32, offset: u64) -> DbResult<(Vec<ProjectRow>, u64)> {
+pub async fn list(
+    db: &Db,
+    owner: &str,
+    limit: u32,
+    offset: u64,
+) -> DbResult<(Vec<ProjectRow>, u64)> {
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let (rows, count) = with_pool!(db, |pool| {
         let rows = sqlx::query_as::<_, ProjectRow>(

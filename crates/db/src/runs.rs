@@ -61,14 +61,21 @@ where
     Json<JsonObject>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let status: String = row.try_get("status")?;
-    let status = status.parse().map_err(|e: trellis_domain::lifecycle::UnknownStatus| {
-        DbError::Corrupt { column: "runs.status", message: e.to_string() }
-    })?;
+    let status =
+        status.parse().map_err(
+            |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
+                column: "runs.status",
+                message: e.to_string(),
+            },
+        )?;
     let kind: Option<String> = row.try_get("kind")?;
     let kind = kind
         .map(|k| k.parse::<RunKind>())
         .transpose()
-        .map_err(|e| DbError::Corrupt { column: "runs.kind", message: e.to_string() })?;
+        .map_err(|e| DbError::Corrupt {
+            column: "runs.kind",
+            message: e.to_string(),
+        })?;
     let tags: Json<Vec<String>> = row.try_get("tags")?;
     let inputs: Json<JsonObject> = row.try_get("inputs")?;
     let outputs: Json<JsonObject> = row.try_get("outputs")?;
@@ -162,11 +169,14 @@ async fn find_by_id(db: &Db, uuid: Uuid) -> DbResult<RunRow> {
 /// Run `uuid` of project `project_id`, if it exists there.
 pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRow>> {
     let row = with_pool!(db, |pool| {
-        let row = sqlx::query(concat!(run_select!(), " WHERE r.project_id = $1 AND r.uuid = $2"))
-            .bind(project_id)
-            .bind(uuid)
-            .fetch_optional(pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            run_select!(),
+            " WHERE r.project_id = $1 AND r.uuid = $2"
+        ))
+        .bind(project_id)
+        .bind(uuid)
+        .fetch_optional(pool)
+        .await?;
         row.as_ref().map(decode_run).transpose()?
     });
     Ok(row)
@@ -201,7 +211,10 @@ fn order_by(sort: &RunSort) -> String {
         parts.push(format!("{column} {direction}"));
         last_descending = key.descending;
     }
-    parts.push(format!("r.id {}", if last_descending { "DESC" } else { "ASC" }));
+    parts.push(format!(
+        "r.id {}",
+        if last_descending { "DESC" } else { "ASC" }
+    ));
     parts.join(", ")
 }
 
@@ -357,23 +370,38 @@ pub struct ConditionRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A condition as selected: status, reason, message, time.
+type ConditionTuple = (String, Option<String>, Option<String>, DateTime<Utc>);
+
 /// A run's conditions, oldest first.
 pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
-    let rows: Vec<(String, Option<String>, Option<String>, DateTime<Utc>)> = with_pool!(db, |pool| {
-        sqlx::query_as(
-            "SELECT status, reason, message, created_at FROM run_conditions
+    let rows: Vec<ConditionTuple> =
+        with_pool!(db, |pool| {
+            sqlx::query_as(
+                "SELECT status, reason, message, created_at FROM run_conditions
              WHERE run_id = $1 ORDER BY id",
-        )
-        .bind(run_id)
-        .fetch_all(pool)
-        .await?
-    });
+            )
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?
+        });
     rows.into_iter()
         .map(|(status, reason, message, created_at)| {
-            let status = status.parse().map_err(|e: trellis_domain::lifecycle::UnknownStatus| {
-                DbError::Corrupt { column: "run_conditions.status", message: e.to_string() }
-            })?;
-            Ok(ConditionRow { status, reason, message, created_at })
+            let status =
+                status
+                    .parse()
+                    .map_err(
+                        |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
+                            column: "run_conditions.status",
+                            message: e.to_string(),
+                        },
+                    )?;
+            Ok(ConditionRow {
+                status,
+                reason,
+                message,
+                created_at,
+            })
         })
         .collect()
 }

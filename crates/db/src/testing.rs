@@ -31,7 +31,10 @@ pub struct TestDb {
 enum Cleanup {
     /// Dropping the directory deletes the database file.
     Sqlite(#[expect(dead_code, reason = "held for its Drop")] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -39,8 +42,12 @@ impl TestDb {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("create a temporary directory");
         let path = dir.path().join("trellis.db");
-        let db = Db::connect_sqlite(&path).await.expect("open the test SQLite database");
-        db.migrate().await.expect("migrate the test SQLite database");
+        let db = Db::connect_sqlite(&path)
+            .await
+            .expect("open the test SQLite database");
+        db.migrate()
+            .await
+            .expect("migrate the test SQLite database");
         Self {
             db,
             url: format!("sqlite://{}", path.display()),
@@ -62,8 +69,12 @@ impl TestDb {
             .expect("create the test database");
         let _ = admin.close().await;
         let url = database_url(&admin_url, &name);
-        let db = Db::connect_postgres(&url).await.expect("connect to the test database");
-        db.migrate().await.expect("migrate the test PostgreSQL database");
+        let db = Db::connect_postgres(&url)
+            .await
+            .expect("connect to the test database");
+        db.migrate()
+            .await
+            .expect("migrate the test PostgreSQL database");
         Self {
             db,
             url,
@@ -98,12 +109,16 @@ impl Drop for TestDb {
         // Drop may run inside a runtime, where blocking on another is not
         // allowed; a short-lived thread with its own runtime does the work.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
                 admin.close().await?;
                 Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
             })

@@ -1,5 +1,9 @@
 //! Data-layer tests; every case runs on SQLite and on PostgreSQL.
 
+// Test helpers are plain async fns (not `#[test]`), which clippy's
+// allow-unwrap-in-tests does not cover; a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use trellis_db::projects::{self, NewProject, ProjectChanges};
 use trellis_db::runs::{self, NewRun, RunChanges, StatusChange};
@@ -73,11 +77,19 @@ async fn projects_round_trip(db: Db) {
     )
     .await
     .unwrap();
-    let found = projects::find(&db, "default", "mnist").await.unwrap().unwrap();
+    let found = projects::find(&db, "default", "mnist")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found, created);
     assert_eq!(found.tags.0, vec!["cv", "baseline"]);
     assert_eq!(found.created_at, t(0));
-    assert!(projects::find(&db, "other", "mnist").await.unwrap().is_none());
+    assert!(
+        projects::find(&db, "other", "mnist")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn duplicate_project_names_conflict_per_owner(db: Db) {
@@ -130,7 +142,12 @@ async fn project_changes_apply_only_given_fields(db: Db) {
     assert_eq!(changed.description, "new words");
     assert_eq!(changed.updated_at, t(5));
     assert_eq!(changed.created_at, t(0));
-    assert!(projects::update(&db, p.id + 1000, &ProjectChanges::default(), t(6)).await.unwrap().is_none());
+    assert!(
+        projects::update(&db, p.id + 1000, &ProjectChanges::default(), t(6))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn deleting_a_project_deletes_its_runs(db: Db) {
@@ -182,7 +199,11 @@ async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
         // stores what the caller decided; legality is the domain's job.
         assert!(changed);
     }
-    let names = |rows: &[runs::RunRow]| rows.iter().map(|r| r.name.clone().unwrap()).collect::<Vec<_>>();
+    let names = |rows: &[runs::RunRow]| {
+        rows.iter()
+            .map(|r| r.name.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
 
     let sort = RunSort::parse(Some("-started_at")).unwrap();
     let (rows, count) = runs::list(&db, p.id, &sort, 10, 0).await.unwrap();
@@ -214,8 +235,16 @@ async fn a_guarded_status_change_applies_only_from_the_expected_status(db: Db) {
         message: Some("why"),
         now: t(1),
     };
-    assert!(!runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled)).await.unwrap());
-    assert!(runs::set_status(&db, &change(RunStatus::Created, RunStatus::Compiled)).await.unwrap());
+    assert!(
+        !runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled))
+            .await
+            .unwrap()
+    );
+    assert!(
+        runs::set_status(&db, &change(RunStatus::Created, RunStatus::Compiled))
+            .await
+            .unwrap()
+    );
     let stored = runs::find(&db, p.id, r.uuid).await.unwrap().unwrap();
     assert_eq!(stored.status, RunStatus::Compiled);
     let conditions = runs::conditions(&db, r.id).await.unwrap();
@@ -271,7 +300,10 @@ async fn concurrent_changes_from_one_status_let_exactly_one_win(db: Db) {
     let stored = runs::find(&db, p.id, r.uuid).await.unwrap().unwrap();
     assert_eq!(stored.status, winners[0]);
     let conditions = runs::conditions(&db, r.id).await.unwrap();
-    assert_eq!(conditions.iter().map(|c| c.status).collect::<Vec<_>>(), [RunStatus::Created, winners[0]]);
+    assert_eq!(
+        conditions.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [RunStatus::Created, winners[0]]
+    );
 }
 
 async fn run_changes_keep_the_status(db: Db) {
@@ -297,5 +329,10 @@ async fn run_changes_keep_the_status(db: Db) {
     assert_eq!(changed.content, r.content);
     assert_eq!(changed.updated_at, t(9));
     assert!(runs::delete(&db, r.id).await.unwrap());
-    assert!(runs::update(&db, r.id, &RunChanges::default(), t(10)).await.unwrap().is_none());
+    assert!(
+        runs::update(&db, r.id, &RunChanges::default(), t(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

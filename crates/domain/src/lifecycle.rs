@@ -93,7 +93,10 @@ impl RunStatus {
     /// Done statuses are final: nothing but a resume leaves them. They match
     /// the pseudo status `done` of hooks.
     pub fn is_done(self) -> bool {
-        matches!(self, Failed | Stopped | Succeeded | Skipped | UpstreamFailed)
+        matches!(
+            self,
+            Failed | Stopped | Succeeded | Skipped | UpstreamFailed
+        )
     }
 
     /// Waiting to start: no process has been started for the current attempt.
@@ -135,7 +138,9 @@ impl fmt::Display for RunStatus {
 
 /// An unknown status name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown status `{0}`; expected one of: created, resuming, on_schedule, compiled, queued, scheduled, starting, running, processing, stopping, failed, stopped, succeeded, skipped, warning, unschedulable, upstream_failed, retrying, unknown")]
+#[error(
+    "unknown status `{0}`; expected one of: created, resuming, on_schedule, compiled, queued, scheduled, starting, running, processing, stopping, failed, stopped, succeeded, skipped, warning, unschedulable, upstream_failed, retrying, unknown"
+)]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for RunStatus {
@@ -183,7 +188,10 @@ pub fn transition(from: RunStatus, to: RunStatus) -> Result<(), TransitionError>
         Processing => matches!(from, Running | Warning),
         Warning => matches!(from, Scheduled | Starting | Running | Processing | Unknown),
         Unschedulable => matches!(from, Queued | Scheduled),
-        Unknown => matches!(from, Scheduled | Starting | Running | Processing | Warning | Stopping),
+        Unknown => matches!(
+            from,
+            Scheduled | Starting | Running | Processing | Warning | Stopping
+        ),
         Retrying => matches!(
             from,
             Scheduled | Starting | Running | Processing | Warning | Unknown | Unschedulable
@@ -284,28 +292,61 @@ mod tests {
             }
         };
         let done = [Failed, Stopped, Succeeded, Skipped, UpstreamFailed];
-        let pending = [Created, Resuming, OnSchedule, Compiled, Queued, Retrying, Unschedulable];
-        let active = [Scheduled, Starting, Running, Processing, Warning, Unknown, Stopping];
+        let pending = [
+            Created,
+            Resuming,
+            OnSchedule,
+            Compiled,
+            Queued,
+            Retrying,
+            Unschedulable,
+        ];
+        let active = [
+            Scheduled, Starting, Running, Processing, Warning, Unknown, Stopping,
+        ];
         add(Resuming, &done);
         add(OnSchedule, &[Created, Resuming]);
         add(Compiled, &[Created, Resuming, OnSchedule]);
         add(Queued, &[Compiled, Retrying, Unschedulable]);
         add(Scheduled, &[Queued, Unschedulable, Warning, Unknown]);
         add(Starting, &[Scheduled, Warning, Unknown]);
-        add(Running, &[Scheduled, Starting, Processing, Warning, Unknown]);
+        add(
+            Running,
+            &[Scheduled, Starting, Processing, Warning, Unknown],
+        );
         add(Processing, &[Running, Warning]);
-        add(Warning, &[Scheduled, Starting, Running, Processing, Unknown]);
+        add(
+            Warning,
+            &[Scheduled, Starting, Running, Processing, Unknown],
+        );
         add(Unschedulable, &[Queued, Scheduled]);
-        add(Unknown, &[Scheduled, Starting, Running, Processing, Warning, Stopping]);
+        add(
+            Unknown,
+            &[Scheduled, Starting, Running, Processing, Warning, Stopping],
+        );
         add(
             Retrying,
-            &[Scheduled, Starting, Running, Processing, Warning, Unknown, Unschedulable],
+            &[
+                Scheduled,
+                Starting,
+                Running,
+                Processing,
+                Warning,
+                Unknown,
+                Unschedulable,
+            ],
         );
-        add(Stopping, &[Scheduled, Starting, Running, Processing, Warning, Unknown]);
+        add(
+            Stopping,
+            &[Scheduled, Starting, Running, Processing, Warning, Unknown],
+        );
         let not_done: Vec<RunStatus> = pending.iter().chain(active.iter()).copied().collect();
         add(Stopped, &not_done);
         add(Failed, &not_done);
-        add(Succeeded, &[Starting, Running, Processing, Warning, Unknown, Stopping]);
+        add(
+            Succeeded,
+            &[Starting, Running, Processing, Warning, Unknown, Stopping],
+        );
         add(Skipped, &pending);
         add(UpstreamFailed, &pending);
         legal
@@ -349,7 +390,10 @@ mod tests {
         }
         assert_eq!(
             transition(Succeeded, Running),
-            Err(TransitionError::FromDone { from: Succeeded, to: Running })
+            Err(TransitionError::FromDone {
+                from: Succeeded,
+                to: Running
+            })
         );
     }
 
@@ -362,15 +406,26 @@ mod tests {
 
     #[test]
     fn the_happy_path_is_legal_step_by_step() {
-        let path = [Created, Compiled, Queued, Scheduled, Starting, Running, Succeeded];
+        let path = [
+            Created, Compiled, Queued, Scheduled, Starting, Running, Succeeded,
+        ];
         for pair in path.windows(2) {
-            assert_eq!(transition(pair[0], pair[1]), Ok(()), "{} -> {}", pair[0], pair[1]);
+            assert_eq!(
+                transition(pair[0], pair[1]),
+                Ok(()),
+                "{} -> {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 
     #[test]
     fn setting_the_same_status_is_refused() {
-        assert_eq!(transition(Running, Running), Err(TransitionError::Unchanged(Running)));
+        assert_eq!(
+            transition(Running, Running),
+            Err(TransitionError::Unchanged(Running))
+        );
     }
 
     #[test]

@@ -153,7 +153,9 @@ impl RunSort {
             let index = RunSortField::NAMES
                 .iter()
                 .position(|n| *n == name)
-                .ok_or_else(|| ListingError::SortField { field: name.to_owned() })?;
+                .ok_or_else(|| ListingError::SortField {
+                    field: name.to_owned(),
+                })?;
             let field = RunSortField::ALL[index];
             if !keys.iter().any(|k: &SortKey| k.field == field) {
                 keys.push(SortKey { field, descending });
@@ -169,7 +171,13 @@ mod tests {
 
     #[test]
     fn pages_default_and_validate() {
-        assert_eq!(Page::new(None, None), Ok(Page { limit: 20, offset: 0 }));
+        assert_eq!(
+            Page::new(None, None),
+            Ok(Page {
+                limit: 20,
+                offset: 0
+            })
+        );
         assert_eq!(Page::new(Some(0), None), Err(ListingError::Limit(0)));
         assert_eq!(Page::new(Some(1001), None), Err(ListingError::Limit(1001)));
         assert_eq!(Page::new(None, Some(-1)), Err(ListingError::Offset(-1)));
@@ -181,8 +189,14 @@ mod tests {
         assert_eq!(page.next_offset(25), Some(20));
         assert_eq!(page.next_offset(20), None);
         assert_eq!(page.previous_offset(), Some(0));
-        assert_eq!(Page::new(Some(10), Some(0)).unwrap().previous_offset(), None);
-        assert_eq!(Page::new(Some(10), Some(5)).unwrap().previous_offset(), Some(0));
+        assert_eq!(
+            Page::new(Some(10), Some(0)).unwrap().previous_offset(),
+            None
+        );
+        assert_eq!(
+            Page::new(Some(10), Some(5)).unwrap().previous_offset(),
+            Some(0)
+        );
     }
 
     #[test]
@@ -191,8 +205,14 @@ mod tests {
         assert_eq!(
             sort.0,
             vec![
-                SortKey { field: RunSortField::CreatedAt, descending: true },
-                SortKey { field: RunSortField::Name, descending: false },
+                SortKey {
+                    field: RunSortField::CreatedAt,
+                    descending: true
+                },
+                SortKey {
+                    field: RunSortField::Name,
+                    descending: false
+                },
             ]
         );
         assert_eq!(RunSort::parse(None).unwrap(), RunSort::default());
@@ -202,9 +222,17 @@ mod tests {
     #[test]
     fn unknown_sort_fields_are_named_in_the_error() {
         let err = RunSort::parse(Some("-created, name")).unwrap_err();
-        assert_eq!(err, ListingError::SortField { field: "created".into() });
+        assert_eq!(
+            err,
+            ListingError::SortField {
+                field: "created".into()
+            }
+        );
         assert!(err.to_string().contains("created_at"));
-        assert_eq!(RunSort::parse(Some("name,,")), Err(ListingError::EmptySortField));
+        assert_eq!(
+            RunSort::parse(Some("name,,")),
+            Err(ListingError::EmptySortField)
+        );
     }
 
     #[test]

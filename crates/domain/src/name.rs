@@ -64,7 +64,9 @@ impl Name {
             return Err(NameError::Empty);
         }
         if raw.len() > MAX_NAME_LEN {
-            return Err(NameError::TooLong { name: raw.to_owned() });
+            return Err(NameError::TooLong {
+                name: raw.to_owned(),
+            });
         }
         let mut chars = raw.chars();
         let first_ok = chars
@@ -74,10 +76,14 @@ impl Name {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !first_ok || !rest_ok {
-            return Err(NameError::InvalidCharacters { name: raw.to_owned() });
+            return Err(NameError::InvalidCharacters {
+                name: raw.to_owned(),
+            });
         }
         if RESERVED_NAMES.contains(&raw) {
-            return Err(NameError::Reserved { name: raw.to_owned() });
+            return Err(NameError::Reserved {
+                name: raw.to_owned(),
+            });
         }
         Ok(Self(raw.to_owned()))
     }
@@ -123,7 +129,9 @@ pub enum TextError {
     InvalidRunName,
     #[error("at most {MAX_TAGS} tags are allowed")]
     TooManyTags,
-    #[error("tag `{tag}` is empty, longer than {MAX_TAG_LEN} characters, or contains a comma or a control character")]
+    #[error(
+        "tag `{tag}` is empty, longer than {MAX_TAG_LEN} characters, or contains a comma or a control character"
+    )]
     InvalidTag { tag: String },
 }
 
@@ -132,7 +140,10 @@ pub const MAX_RUN_NAME_LEN: usize = 128;
 
 /// Checks a run's display name: free text, but one line and not blank.
 pub fn check_run_name(name: &str) -> Result<(), TextError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_RUN_NAME_LEN || name.chars().any(char::is_control) {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_RUN_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
         return Err(TextError::InvalidRunName);
     }
     Ok(())
@@ -157,7 +168,9 @@ pub fn normalize_tags(tags: &[String]) -> Result<Vec<String>, TextError> {
             || tag.chars().count() > MAX_TAG_LEN
             || tag.chars().any(|c| c == ',' || c.is_control())
         {
-            return Err(TextError::InvalidTag { tag: tag.to_owned() });
+            return Err(TextError::InvalidTag {
+                tag: tag.to_owned(),
+            });
         }
         if !out.iter().any(|t| t == tag) {
             out.push(tag.to_owned());
@@ -175,7 +188,13 @@ mod tests {
 
     #[test]
     fn simple_names_are_accepted() {
-        for ok in ["mnist", "a", "my-project_2", "0day", &"x".repeat(MAX_NAME_LEN)] {
+        for ok in [
+            "mnist",
+            "a",
+            "my-project_2",
+            "0day",
+            &"x".repeat(MAX_NAME_LEN),
+        ] {
             assert_eq!(Name::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -183,8 +202,13 @@ mod tests {
     #[test]
     fn malformed_names_are_refused_with_the_reason() {
         assert_eq!(Name::parse(""), Err(NameError::Empty));
-        assert!(matches!(Name::parse(&"x".repeat(65)), Err(NameError::TooLong { .. })));
-        for bad in ["-lead", "_lead", "Upper", "sp ace", "dot.ted", "..", "a/b", "é"] {
+        assert!(matches!(
+            Name::parse(&"x".repeat(65)),
+            Err(NameError::TooLong { .. })
+        ));
+        for bad in [
+            "-lead", "_lead", "Upper", "sp ace", "dot.ted", "..", "a/b", "é",
+        ] {
             assert!(
                 matches!(Name::parse(bad), Err(NameError::InvalidCharacters { .. })),
                 "{bad} should be refused"
@@ -197,7 +221,9 @@ mod tests {
         for reserved in ["api", "streams", "services", "pkg", "healthz"] {
             assert_eq!(
                 Name::parse(reserved),
-                Err(NameError::Reserved { name: reserved.into() })
+                Err(NameError::Reserved {
+                    name: reserved.into()
+                })
             );
         }
     }
@@ -207,7 +233,10 @@ mod tests {
         assert!(check_run_name("ResNet 50, lr=0.1").is_ok());
         assert_eq!(check_run_name(" "), Err(TextError::InvalidRunName));
         assert_eq!(check_run_name("a\nb"), Err(TextError::InvalidRunName));
-        assert_eq!(check_run_name(&"x".repeat(129)), Err(TextError::InvalidRunName));
+        assert_eq!(
+            check_run_name(&"x".repeat(129)),
+            Err(TextError::InvalidRunName)
+        );
     }
 
     #[test]

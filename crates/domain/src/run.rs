@@ -32,7 +32,9 @@ pub struct BadRunId(pub String);
 impl FromStr for RunId {
     type Err = BadRunId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(RunId).map_err(|_| BadRunId(s.to_owned()))
+        Uuid::parse_str(s)
+            .map(RunId)
+            .map_err(|_| BadRunId(s.to_owned()))
     }
 }
 
@@ -120,7 +122,9 @@ pub enum ContentError {
     NotAMapping,
     #[error("content is larger than {MAX_CONTENT_LEN} bytes")]
     TooLarge,
-    #[error("unknown run kind `{kind}`; expected one of: job, service, dag, matrix, tfjob, pytorchjob, mpijob, daskcluster, raycluster")]
+    #[error(
+        "unknown run kind `{kind}`; expected one of: job, service, dag, matrix, tfjob, pytorchjob, mpijob, daskcluster, raycluster"
+    )]
     UnknownKind { kind: String },
 }
 
@@ -177,7 +181,8 @@ mod tests {
 
     #[test]
     fn the_kind_of_a_component_is_read() {
-        let yaml = "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n";
+        let yaml =
+            "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n";
         assert_eq!(inspect_content(yaml).unwrap().kind, Some(RunKind::Job));
     }
 

@@ -13,7 +13,10 @@ pub enum ServiceError {
     NotFound { entity: &'static str, id: String },
     /// Input that breaks a rule; `field` names the offending input.
     #[error("{message}")]
-    Invalid { field: Option<&'static str>, message: String },
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
     /// A name that is already taken.
     #[error("{0}")]
     Conflict(String),

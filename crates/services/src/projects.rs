@@ -1,8 +1,8 @@
 //! Project use cases.
 
 use trellis_api_types as api;
-use trellis_db::projects::{self, NewProject, ProjectChanges, ProjectRow};
 use trellis_db::DbError;
+use trellis_db::projects::{self, NewProject, ProjectChanges, ProjectRow};
 use trellis_domain::listing::Page;
 use trellis_domain::name::{Name, check_description, normalize_tags};
 use uuid::Uuid;
@@ -32,7 +32,11 @@ pub(crate) fn owner_name(owner: &str) -> ServiceResult<Name> {
 }
 
 /// Loads `owner/name`, or a not-found error naming it.
-pub(crate) async fn load(services: &Services, owner: &str, name: &str) -> ServiceResult<ProjectRow> {
+pub(crate) async fn load(
+    services: &Services,
+    owner: &str,
+    name: &str,
+) -> ServiceResult<ProjectRow> {
     owner_name(owner)?;
     projects::find(&services.db, owner, name)
         .await?
@@ -43,24 +47,32 @@ pub(crate) async fn load(services: &Services, owner: &str, name: &str) -> Servic
 }
 
 fn taken(owner: &str, name: &str) -> ServiceError {
-    ServiceError::Conflict(format!("a project named `{name}` already exists for `{owner}`"))
+    ServiceError::Conflict(format!(
+        "a project named `{name}` already exists for `{owner}`"
+    ))
 }
 
 impl Projects<'_> {
     /// One page of `owner`'s projects and their count.
     pub async fn list(&self, owner: &str, page: Page) -> ServiceResult<(Vec<api::Project>, u64)> {
         owner_name(owner)?;
-        let (rows, count) = projects::list(&self.services.db, owner, page.limit, page.offset).await?;
+        let (rows, count) =
+            projects::list(&self.services.db, owner, page.limit, page.offset).await?;
         Ok((rows.into_iter().map(to_dto).collect(), count))
     }
 
     /// Creates a project for `owner`.
-    pub async fn create(&self, owner: &str, input: api::CreateProject) -> ServiceResult<api::Project> {
+    pub async fn create(
+        &self,
+        owner: &str,
+        input: api::CreateProject,
+    ) -> ServiceResult<api::Project> {
         let owner = owner_name(owner)?;
         let name = Name::parse(input.name.trim()).map_err(|e| ServiceError::invalid("name", e))?;
         let description = input.description.unwrap_or_default();
         check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
-        let tags = normalize_tags(&input.tags.unwrap_or_default()).map_err(|e| ServiceError::invalid("tags", e))?;
+        let tags = normalize_tags(&input.tags.unwrap_or_default())
+            .map_err(|e| ServiceError::invalid("tags", e))?;
         let new = NewProject {
             uuid: Uuid::new_v4(),
             owner: owner.as_str(),
@@ -85,7 +97,12 @@ impl Projects<'_> {
     }
 
     /// Changes the given fields of `owner/name`.
-    pub async fn update(&self, owner: &str, name: &str, input: api::UpdateProject) -> ServiceResult<api::Project> {
+    pub async fn update(
+        &self,
+        owner: &str,
+        name: &str,
+        input: api::UpdateProject,
+    ) -> ServiceResult<api::Project> {
         let row = load(self.services, owner, name).await?;
         let new_name = input
             .name
@@ -111,7 +128,9 @@ impl Projects<'_> {
                 entity: "project",
                 id: format!("{owner}/{name}"),
             }),
-            Err(DbError::Conflict) => Err(taken(owner, new_name.as_ref().map_or(name, Name::as_str))),
+            Err(DbError::Conflict) => {
+                Err(taken(owner, new_name.as_ref().map_or(name, Name::as_str)))
+            }
             Err(other) => Err(other.into()),
         }
     }

@@ -73,7 +73,10 @@ fn check_name(name: Option<&str>) -> ServiceResult<()> {
 impl Runs<'_> {
     async fn load(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
         let project = load_project(self.services, at.owner, at.project).await?;
-        let uuid: RunId = at.uuid.parse().map_err(|e| ServiceError::invalid("uuid", e))?;
+        let uuid: RunId = at
+            .uuid
+            .parse()
+            .map_err(|e| ServiceError::invalid("uuid", e))?;
         runs::find(&self.services.db, project.id, uuid.0)
             .await?
             .ok_or_else(|| ServiceError::NotFound {
@@ -97,21 +100,29 @@ impl Runs<'_> {
         if query.is_some_and(|q| !q.trim().is_empty()) {
             return Err(ServiceError::Invalid {
                 field: Some("query"),
-                message: "filtering runs with `query` is not supported by this server version".to_owned(),
+                message: "filtering runs with `query` is not supported by this server version"
+                    .to_owned(),
             });
         }
         let project = load_project(self.services, owner, project).await?;
-        let (rows, count) = runs::list(&self.services.db, project.id, sort, page.limit, page.offset).await?;
+        let (rows, count) =
+            runs::list(&self.services.db, project.id, sort, page.limit, page.offset).await?;
         Ok((rows.into_iter().map(to_dto).collect(), count))
     }
 
     /// Creates a run in `owner/project` with status `created`.
-    pub async fn create(&self, owner: &str, project: &str, input: api::CreateRun) -> ServiceResult<api::Run> {
+    pub async fn create(
+        &self,
+        owner: &str,
+        project: &str,
+        input: api::CreateRun,
+    ) -> ServiceResult<api::Run> {
         let project = load_project(self.services, owner, project).await?;
         check_name(input.name.as_deref())?;
         let description = input.description.unwrap_or_default();
         check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
-        let tags = normalize_tags(&input.tags.unwrap_or_default()).map_err(|e| ServiceError::invalid("tags", e))?;
+        let tags = normalize_tags(&input.tags.unwrap_or_default())
+            .map_err(|e| ServiceError::invalid("tags", e))?;
         let content = input.content.unwrap_or_default();
         let summary = inspect_content(&content).map_err(|e| ServiceError::invalid("content", e))?;
         let new = NewRun {
@@ -179,7 +190,15 @@ impl Runs<'_> {
                     message: format!("the run is `{}`; there is nothing to stop", row.status),
                 });
             };
-            match self.try_change(&row, target, Some("StopRequested"), Some("Stop requested by the user")).await? {
+            match self
+                .try_change(
+                    &row,
+                    target,
+                    Some("StopRequested"),
+                    Some("Stop requested by the user"),
+                )
+                .await?
+            {
                 Some(updated) => return Ok(to_dto(updated)),
                 None => row = self.load(at).await?,
             }
@@ -200,10 +219,18 @@ impl Runs<'_> {
 
     /// Moves a run to the reported status if the lifecycle allows it, and
     /// appends the condition.
-    pub async fn add_status(&self, at: RunRef<'_>, input: api::PostStatus) -> ServiceResult<api::RunStatuses> {
+    pub async fn add_status(
+        &self,
+        at: RunRef<'_>,
+        input: api::PostStatus,
+    ) -> ServiceResult<api::RunStatuses> {
         check_coordinates(at, &input)?;
         let condition = input.condition;
-        if condition.status.as_deref().is_some_and(|s| !s.eq_ignore_ascii_case("true")) {
+        if condition
+            .status
+            .as_deref()
+            .is_some_and(|s| !s.eq_ignore_ascii_case("true"))
+        {
             return Err(ServiceError::invalid(
                 "condition.status",
                 "condition status must be \"True\" (the run enters `type`)",
@@ -225,7 +252,10 @@ impl Runs<'_> {
         }
         let mut row = self.load(at).await?;
         for _ in 0..MAX_STATUS_ATTEMPTS {
-            match self.try_change(&row, condition.kind, reason, message).await? {
+            match self
+                .try_change(&row, condition.kind, reason, message)
+                .await?
+            {
                 Some(_) => return self.statuses(at).await,
                 None => row = self.load(at).await?,
             }
@@ -268,7 +298,12 @@ fn contended() -> ServiceError {
 /// Polyaxon clients repeat the run's coordinates in the body; they must
 /// agree with the path so a misrouted update cannot land on another run.
 fn check_coordinates(at: RunRef<'_>, input: &api::PostStatus) -> ServiceResult<()> {
-    let mismatch = |field: &'static str| ServiceError::invalid(field, format!("`{field}` in the body does not match the URL"));
+    let mismatch = |field: &'static str| {
+        ServiceError::invalid(
+            field,
+            format!("`{field}` in the body does not match the URL"),
+        )
+    };
     if input.owner.as_deref().is_some_and(|o| o != at.owner) {
         return Err(mismatch("owner"));
     }

@@ -60,9 +60,11 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Invalid { field, message } => Self::invalid(field, message),
             ServiceError::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
-            ServiceError::Transition(transition) => {
-                Self::new(StatusCode::CONFLICT, "invalid_transition", transition.to_string())
-            }
+            ServiceError::Transition(transition) => Self::new(
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                transition.to_string(),
+            ),
             ServiceError::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "request failed: {cause}");
                 Self::internal()
@@ -99,7 +101,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Unknown routes under `/api/v1`.
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no API route matches `{}`", uri.path()))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no API route matches `{}`", uri.path()),
+    )
 }
 
 /// A known route called with the wrong method.

@@ -31,18 +31,27 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
     match rejection {
         // The text names the field path and what was expected, e.g.
         // "tags[0]: invalid type: integer `1`, expected a string".
-        JsonRejection::JsonDataError(e) => ApiError::invalid(None, format!("invalid JSON body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::invalid(None, format!("malformed JSON body: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::invalid(None, format!("invalid JSON body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::invalid(None, format!("malformed JSON body: {}", e.body_text()))
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as JSON with `Content-Type: application/json`",
         ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the request body is larger than {} bytes", super::MAX_BODY_BYTES),
-        ),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the request body is larger than {} bytes",
+                    super::MAX_BODY_BYTES
+                ),
+            )
+        }
         other => ApiError::invalid(None, other.body_text()),
     }
 }
@@ -60,9 +69,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::invalid(None, format!("invalid query string: {}", e.body_text())))
-            }
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::invalid(
+                None,
+                format!("invalid query string: {}", e.body_text()),
+            )),
             Err(other) => Err(ApiError::invalid(None, other.body_text())),
         }
     }

@@ -37,10 +37,15 @@ pub fn router() -> Router<AppState> {
                 .patch(projects::update_project)
                 .delete(projects::delete_project),
         )
-        .route("/{owner}/{project}/runs", get(runs::list_runs).post(runs::create_run))
+        .route(
+            "/{owner}/{project}/runs",
+            get(runs::list_runs).post(runs::create_run),
+        )
         .route(
             "/{owner}/{project}/runs/{uuid}",
-            get(runs::get_run).patch(runs::update_run).delete(runs::delete_run),
+            get(runs::get_run)
+                .patch(runs::update_run)
+                .delete(runs::delete_run),
         )
         .route("/{owner}/{project}/runs/{uuid}/stop", post(runs::stop_run))
         .route(
@@ -69,7 +74,8 @@ pub struct ListParams {
 impl ListParams {
     /// The validated page.
     pub fn page(&self) -> Result<Page, error::ApiError> {
-        Page::new(self.limit, self.offset).map_err(|e| error::ApiError::invalid(Some("limit/offset"), e))
+        Page::new(self.limit, self.offset)
+            .map_err(|e| error::ApiError::invalid(Some("limit/offset"), e))
     }
 }
 

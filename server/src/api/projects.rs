@@ -22,7 +22,13 @@ pub async fn list_projects(
 ) -> ApiResult<Json<ListResponse<Project>>> {
     let page = params.page()?;
     let (projects, count) = state.services.projects().list(&owner, page).await?;
-    Ok(Json(list_envelope(uri.path(), &params, page, projects, count)))
+    Ok(Json(list_envelope(
+        uri.path(),
+        &params,
+        page,
+        projects,
+        count,
+    )))
 }
 
 /// Creates a project.
@@ -58,7 +64,13 @@ pub async fn update_project(
     Path((owner, project)): Path<(String, String)>,
     ApiJson(input): ApiJson<UpdateProject>,
 ) -> ApiResult<Json<Project>> {
-    Ok(Json(state.services.projects().update(&owner, &project, input).await?))
+    Ok(Json(
+        state
+            .services
+            .projects()
+            .update(&owner, &project, input)
+            .await?,
+    ))
 }
 
 /// Deletes a project and all its runs.

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
-use trellis_api_types::{CreateRun, ErrorBody, ListResponse, PostStatus, Run, RunStatuses, UpdateRun};
+use trellis_api_types::{
+    CreateRun, ErrorBody, ListResponse, PostStatus, Run, RunStatuses, UpdateRun,
+};
 use trellis_domain::listing::RunSort;
 use trellis_services::runs::RunRef;
 
@@ -16,7 +18,11 @@ use crate::startup::AppState;
 type RunPath = Path<(String, String, String)>;
 
 fn run_ref((owner, project, uuid): &(String, String, String)) -> RunRef<'_> {
-    RunRef { owner, project, uuid }
+    RunRef {
+        owner,
+        project,
+        uuid,
+    }
 }
 
 /// Lists a project's runs.
@@ -30,7 +36,8 @@ pub async fn list_runs(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Json<ListResponse<Run>>> {
     let page = params.page()?;
-    let sort = RunSort::parse(params.sort.as_deref()).map_err(|e| ApiError::invalid(Some("sort"), e))?;
+    let sort =
+        RunSort::parse(params.sort.as_deref()).map_err(|e| ApiError::invalid(Some("sort"), e))?;
     let (runs, count) = state
         .services
         .runs()
@@ -48,7 +55,11 @@ pub async fn create_run(
     Path((owner, project)): Path<(String, String)>,
     ApiJson(input): ApiJson<CreateRun>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let run = state.services.runs().create(&owner, &project, input).await?;
+    let run = state
+        .services
+        .runs()
+        .create(&owner, &project, input)
+        .await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
 
@@ -69,14 +80,19 @@ pub async fn update_run(
     Path(path): RunPath,
     ApiJson(input): ApiJson<UpdateRun>,
 ) -> ApiResult<Json<Run>> {
-    Ok(Json(state.services.runs().update(run_ref(&path), input).await?))
+    Ok(Json(
+        state.services.runs().update(run_ref(&path), input).await?,
+    ))
 }
 
 /// Deletes a run and its history.
 #[utoipa::path(delete, path = "/api/v1/{owner}/{project}/runs/{uuid}", tag = "runs",
     params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn delete_run(State(state): State<AppState>, Path(path): RunPath) -> ApiResult<StatusCode> {
+pub async fn delete_run(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<StatusCode> {
     state.services.runs().delete(run_ref(&path)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -93,7 +109,10 @@ pub async fn stop_run(State(state): State<AppState>, Path(path): RunPath) -> Api
 #[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/statuses", tag = "runs",
     params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
     responses((status = 200, body = RunStatuses), (status = 404, body = ErrorBody)))]
-pub async fn get_run_statuses(State(state): State<AppState>, Path(path): RunPath) -> ApiResult<Json<RunStatuses>> {
+pub async fn get_run_statuses(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<Json<RunStatuses>> {
     Ok(Json(state.services.runs().statuses(run_ref(&path)).await?))
 }
 
@@ -106,5 +125,11 @@ pub async fn create_run_status(
     Path(path): RunPath,
     ApiJson(input): ApiJson<PostStatus>,
 ) -> ApiResult<Json<RunStatuses>> {
-    Ok(Json(state.services.runs().add_status(run_ref(&path), input).await?))
+    Ok(Json(
+        state
+            .services
+            .runs()
+            .add_status(run_ref(&path), input)
+            .await?,
+    ))
 }

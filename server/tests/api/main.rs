@@ -1,5 +1,9 @@
 //! API tests through the router; every case runs on SQLite and PostgreSQL.
 
+// Test helpers are plain async fns (not `#[test]`), which clippy's
+// allow-unwrap-in-tests does not cover; a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
@@ -75,7 +79,9 @@ impl App {
     }
 
     async fn run(&self, project: &str, body: Value) -> Value {
-        let reply = self.post(&format!("/api/v1/default/{project}/runs"), body).await;
+        let reply = self
+            .post(&format!("/api/v1/default/{project}/runs"), body)
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         reply.body
     }
@@ -95,7 +101,10 @@ fn assert_error(reply: &Reply, status: StatusCode, code: &str, needle: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
     assert_eq!(reply.body["error"]["code"], code, "{}", reply.text);
     let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(needle), "message `{message}` should contain `{needle}`");
+    assert!(
+        message.contains(needle),
+        "message `{message}` should contain `{needle}`"
+    );
 }
 
 test_on_both_databases!(
@@ -136,23 +145,44 @@ async fn projects_are_created_listed_changed_and_deleted(db: Db) {
     assert_eq!(list.body["previous"], Value::Null);
 
     let patched = app
-        .call(Method::PATCH, "/api/v1/default/mnist", Some(json!({ "description": "handwritten digits" })))
+        .call(
+            Method::PATCH,
+            "/api/v1/default/mnist",
+            Some(json!({ "description": "handwritten digits" })),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     assert_eq!(patched.body["description"], "handwritten digits");
     assert_eq!(patched.body["tags"], json!(["cv", "baseline"]));
 
     let renamed = app
-        .call(Method::PATCH, "/api/v1/default/mnist", Some(json!({ "name": "digits" })))
+        .call(
+            Method::PATCH,
+            "/api/v1/default/mnist",
+            Some(json!({ "name": "digits" })),
+        )
         .await;
     assert_eq!(renamed.body["name"], "digits");
-    assert_eq!(app.get("/api/v1/default/mnist").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/api/v1/default/digits").await.body["uuid"], created.body["uuid"]);
+    assert_eq!(
+        app.get("/api/v1/default/mnist").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/v1/default/digits").await.body["uuid"],
+        created.body["uuid"]
+    );
 
-    let deleted = app.call(Method::DELETE, "/api/v1/default/digits", None).await;
+    let deleted = app
+        .call(Method::DELETE, "/api/v1/default/digits", None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let gone = app.get("/api/v1/default/digits").await;
-    assert_error(&gone, StatusCode::NOT_FOUND, "not_found", "project `default/digits` was not found");
+    assert_error(
+        &gone,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "project `default/digits` was not found",
+    );
 }
 
 async fn project_lists_page_with_next_and_previous_links(db: Db) {
@@ -163,60 +193,170 @@ async fn project_lists_page_with_next_and_previous_links(db: Db) {
     let first = app.get("/api/v1/default/projects/list?limit=2").await;
     assert_eq!(first.body["count"], 5);
     assert_eq!(first.body["results"].as_array().unwrap().len(), 2);
-    assert_eq!(first.body["next"], "/api/v1/default/projects/list?limit=2&offset=2");
+    assert_eq!(
+        first.body["next"],
+        "/api/v1/default/projects/list?limit=2&offset=2"
+    );
     assert_eq!(first.body["previous"], Value::Null);
-    let last = app.get("/api/v1/default/projects/list?limit=2&offset=4").await;
+    let last = app
+        .get("/api/v1/default/projects/list?limit=2&offset=4")
+        .await;
     assert_eq!(last.body["results"].as_array().unwrap().len(), 1);
     assert_eq!(last.body["next"], Value::Null);
-    assert_eq!(last.body["previous"], "/api/v1/default/projects/list?limit=2&offset=2");
+    assert_eq!(
+        last.body["previous"],
+        "/api/v1/default/projects/list?limit=2&offset=2"
+    );
     // Another owner's namespace is separate.
-    assert_eq!(app.get("/api/v1/alice/projects/list").await.body["count"], 0);
+    assert_eq!(
+        app.get("/api/v1/alice/projects/list").await.body["count"],
+        0
+    );
 }
 
 async fn bad_project_input_gets_a_clear_4xx(db: Db) {
     let app = App::new(db);
     app.project("taken").await;
     let cases = [
-        (json!({ "name": "Bad Name" }), StatusCode::BAD_REQUEST, "invalid", "lowercase letters"),
-        (json!({ "name": "api" }), StatusCode::BAD_REQUEST, "invalid", "reserved"),
-        (json!({ "name": "../etc" }), StatusCode::BAD_REQUEST, "invalid", "lowercase letters"),
-        (json!({ "name": "" }), StatusCode::BAD_REQUEST, "invalid", "must not be empty"),
-        (json!({ "name": "x".repeat(65) }), StatusCode::BAD_REQUEST, "invalid", "longer than 64"),
-        (json!({ "name": "taken" }), StatusCode::CONFLICT, "conflict", "already exists"),
-        (json!({ "name": "ok", "colour": "red" }), StatusCode::BAD_REQUEST, "invalid", "unknown field `colour`"),
-        (json!({ "name": 7 }), StatusCode::BAD_REQUEST, "invalid", "name: invalid type"),
-        (json!({ "name": "ok", "tags": [1] }), StatusCode::BAD_REQUEST, "invalid", "tags[0]: invalid type"),
-        (json!({ "name": "ok", "tags": ["a,b"] }), StatusCode::BAD_REQUEST, "invalid", "tag `a,b`"),
-        (json!({ "description": "no name" }), StatusCode::BAD_REQUEST, "invalid", "missing field `name`"),
+        (
+            json!({ "name": "Bad Name" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "lowercase letters",
+        ),
+        (
+            json!({ "name": "api" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reserved",
+        ),
+        (
+            json!({ "name": "../etc" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "lowercase letters",
+        ),
+        (
+            json!({ "name": "" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "must not be empty",
+        ),
+        (
+            json!({ "name": "x".repeat(65) }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "longer than 64",
+        ),
+        (
+            json!({ "name": "taken" }),
+            StatusCode::CONFLICT,
+            "conflict",
+            "already exists",
+        ),
+        (
+            json!({ "name": "ok", "colour": "red" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "unknown field `colour`",
+        ),
+        (
+            json!({ "name": 7 }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "name: invalid type",
+        ),
+        (
+            json!({ "name": "ok", "tags": [1] }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "tags[0]: invalid type",
+        ),
+        (
+            json!({ "name": "ok", "tags": ["a,b"] }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "tag `a,b`",
+        ),
+        (
+            json!({ "description": "no name" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "missing field `name`",
+        ),
     ];
     for (body, status, code, needle) in cases {
-        let reply = app.post("/api/v1/default/projects/create", body.clone()).await;
+        let reply = app
+            .post("/api/v1/default/projects/create", body.clone())
+            .await;
         assert_error(&reply, status, code, needle);
     }
-    let bad_owner = app.post("/api/v1/Not%20Valid/projects/create", json!({ "name": "ok" })).await;
-    assert_error(&bad_owner, StatusCode::BAD_REQUEST, "invalid", "lowercase letters");
+    let bad_owner = app
+        .post(
+            "/api/v1/Not%20Valid/projects/create",
+            json!({ "name": "ok" }),
+        )
+        .await;
+    assert_error(
+        &bad_owner,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "lowercase letters",
+    );
     let bad_limit = app.get("/api/v1/default/projects/list?limit=0").await;
-    assert_error(&bad_limit, StatusCode::BAD_REQUEST, "invalid", "limit must be between 1 and 1000");
+    assert_error(
+        &bad_limit,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "limit must be between 1 and 1000",
+    );
     let not_a_number = app.get("/api/v1/default/projects/list?limit=ten").await;
     assert_error(&not_a_number, StatusCode::BAD_REQUEST, "invalid", "limit");
     // Nothing was created by the refused requests.
-    assert_eq!(app.get("/api/v1/default/projects/list").await.body["count"], 1);
+    assert_eq!(
+        app.get("/api/v1/default/projects/list").await.body["count"],
+        1
+    );
 }
 
 async fn malformed_bodies_get_the_error_envelope(db: Db) {
     let app = App::new(db);
     let syntax = app
-        .raw_post("/api/v1/default/projects/create", "application/json", "{\"name\": ")
+        .raw_post(
+            "/api/v1/default/projects/create",
+            "application/json",
+            "{\"name\": ",
+        )
         .await;
-    assert_error(&syntax, StatusCode::BAD_REQUEST, "invalid", "malformed JSON body");
+    assert_error(
+        &syntax,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "malformed JSON body",
+    );
     let form = app
         .raw_post("/api/v1/default/projects/create", "text/plain", "name=x")
         .await;
-    assert_error(&form, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json");
+    assert_error(
+        &form,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "application/json",
+    );
     app.project("big").await;
-    let huge = format!("{{\"name\": \"r\", \"content\": \"{}\"}}", "a".repeat(5 * 1024 * 1024));
-    let too_large = app.raw_post("/api/v1/default/big/runs", "application/json", huge).await;
-    assert_error(&too_large, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "larger than");
+    let huge = format!(
+        "{{\"name\": \"r\", \"content\": \"{}\"}}",
+        "a".repeat(5 * 1024 * 1024)
+    );
+    let too_large = app
+        .raw_post("/api/v1/default/big/runs", "application/json", huge)
+        .await;
+    assert_error(
+        &too_large,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "larger than",
+    );
     let list = app.get("/api/v1/default/big/runs").await;
     assert_eq!(list.body["count"], 0);
 }
@@ -232,8 +372,23 @@ async fn runs_are_created_with_their_spec_and_read_back(db: Db) {
         )
         .await;
     for key in [
-        "uuid", "name", "description", "tags", "kind", "status", "project", "owner", "content", "inputs",
-        "outputs", "created_at", "updated_at", "started_at", "finished_at", "wait_time", "duration",
+        "uuid",
+        "name",
+        "description",
+        "tags",
+        "kind",
+        "status",
+        "project",
+        "owner",
+        "content",
+        "inputs",
+        "outputs",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "wait_time",
+        "duration",
     ] {
         assert!(run.get(key).is_some(), "run object lacks `{key}`: {run}");
     }
@@ -250,7 +405,12 @@ async fn runs_are_created_with_their_spec_and_read_back(db: Db) {
     assert_eq!(fetched.body, run);
     // Polyaxon prints uuids without dashes; both spellings work.
     let simple = uuid.replace('-', "");
-    assert_eq!(app.get(&format!("/api/v1/default/mnist/runs/{simple}")).await.body["uuid"], uuid);
+    assert_eq!(
+        app.get(&format!("/api/v1/default/mnist/runs/{simple}"))
+            .await
+            .body["uuid"],
+        uuid
+    );
 
     let bare = app.run("mnist", json!({})).await;
     assert_eq!(bare["kind"], Value::Null);
@@ -258,7 +418,10 @@ async fn runs_are_created_with_their_spec_and_read_back(db: Db) {
     assert_eq!(bare["content"], "");
 
     let json_spec = app
-        .run("mnist", json!({ "content": "{\"kind\": \"component\", \"run\": {\"kind\": \"rayjob\"}}" }))
+        .run(
+            "mnist",
+            json!({ "content": "{\"kind\": \"component\", \"run\": {\"kind\": \"rayjob\"}}" }),
+        )
         .await;
     assert_eq!(json_spec["kind"], "raycluster");
 }
@@ -283,10 +446,18 @@ async fn runs_list_sorts_and_refuses_unknown_sort_fields(db: Db) {
     assert_eq!(names(&by_name), ["a", "b", "c"]);
     let by_name_desc = app.get("/api/v1/default/p/runs?sort=-name&limit=2").await;
     assert_eq!(names(&by_name_desc), ["c", "b"]);
-    assert_eq!(by_name_desc.body["next"], "/api/v1/default/p/runs?limit=2&offset=2&sort=-name");
+    assert_eq!(
+        by_name_desc.body["next"],
+        "/api/v1/default/p/runs?limit=2&offset=2&sort=-name"
+    );
 
     let bad_sort = app.get("/api/v1/default/p/runs?sort=-loss").await;
-    assert_error(&bad_sort, StatusCode::BAD_REQUEST, "invalid", "cannot sort by `loss`");
+    assert_error(
+        &bad_sort,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "cannot sort by `loss`",
+    );
     let query = app.get("/api/v1/default/p/runs?query=status:running").await;
     assert_error(&query, StatusCode::BAD_REQUEST, "invalid", "`query`");
 }
@@ -296,10 +467,16 @@ async fn bad_run_input_and_unknown_ids_get_a_clear_4xx(db: Db) {
     app.project("p").await;
     let cases = [
         (json!({ "content": "run:\n  kind: [job\n" }), "at line"),
-        (json!({ "content": "run:\n  kind: jbo\n" }), "unknown run kind `jbo`"),
+        (
+            json!({ "content": "run:\n  kind: jbo\n" }),
+            "unknown run kind `jbo`",
+        ),
         (json!({ "content": "just words" }), "must be a mapping"),
         (json!({ "name": "two\nlines" }), "one non-blank line"),
-        (json!({ "name": "n", "params": {} }), "unknown field `params`"),
+        (
+            json!({ "name": "n", "params": {} }),
+            "unknown field `params`",
+        ),
         (json!({ "tags": "not-a-list" }), "tags: invalid type"),
     ];
     for (body, needle) in cases {
@@ -309,11 +486,28 @@ async fn bad_run_input_and_unknown_ids_get_a_clear_4xx(db: Db) {
     assert_eq!(app.get("/api/v1/default/p/runs").await.body["count"], 0);
 
     let missing_project = app.post("/api/v1/default/nope/runs", json!({})).await;
-    assert_error(&missing_project, StatusCode::NOT_FOUND, "not_found", "project `default/nope`");
+    assert_error(
+        &missing_project,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "project `default/nope`",
+    );
     let bad_uuid = app.get("/api/v1/default/p/runs/..%2F..%2Fetc").await;
-    assert_error(&bad_uuid, StatusCode::BAD_REQUEST, "invalid", "is not a run uuid");
-    let unknown = app.get("/api/v1/default/p/runs/8c6d7a2e2f1b4c1e9d3a0c9a1b2c3d4e").await;
-    assert_error(&unknown, StatusCode::NOT_FOUND, "not_found", "run `8c6d7a2e2f1b4c1e9d3a0c9a1b2c3d4e`");
+    assert_error(
+        &bad_uuid,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "is not a run uuid",
+    );
+    let unknown = app
+        .get("/api/v1/default/p/runs/8c6d7a2e2f1b4c1e9d3a0c9a1b2c3d4e")
+        .await;
+    assert_error(
+        &unknown,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "run `8c6d7a2e2f1b4c1e9d3a0c9a1b2c3d4e`",
+    );
     // A run is only reachable through its own project.
     app.project("other").await;
     let run = app.run("p", json!({})).await;
@@ -333,26 +527,60 @@ async fn statuses_follow_the_lifecycle_and_keep_their_history(db: Db) {
         assert_eq!(reply.body["status"], status);
     }
     let illegal = app.set_status("p", uuid, "queued").await;
-    assert_error(&illegal, StatusCode::CONFLICT, "invalid_transition", "cannot go from `running` to `queued`");
+    assert_error(
+        &illegal,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+        "cannot go from `running` to `queued`",
+    );
     let unknown = app.set_status("p", uuid, "exploded").await;
-    assert_error(&unknown, StatusCode::BAD_REQUEST, "invalid", "unknown variant `exploded`");
-    assert_eq!(app.set_status("p", uuid, "succeeded").await.status, StatusCode::OK);
+    assert_error(
+        &unknown,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "unknown variant `exploded`",
+    );
+    assert_eq!(
+        app.set_status("p", uuid, "succeeded").await.status,
+        StatusCode::OK
+    );
     let after_done = app.set_status("p", uuid, "running").await;
-    assert_error(&after_done, StatusCode::CONFLICT, "invalid_transition", "final");
+    assert_error(
+        &after_done,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+        "final",
+    );
 
-    let statuses = app.get(&format!("/api/v1/default/p/runs/{uuid}/statuses")).await;
+    let statuses = app
+        .get(&format!("/api/v1/default/p/runs/{uuid}/statuses"))
+        .await;
     assert_eq!(statuses.body["status"], "succeeded");
     let conditions = statuses.body["status_conditions"].as_array().unwrap();
-    let types: Vec<_> = conditions.iter().map(|c| c["type"].as_str().unwrap()).collect();
+    let types: Vec<_> = conditions
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
-        ["created", "compiled", "queued", "scheduled", "starting", "running", "succeeded"]
+        [
+            "created",
+            "compiled",
+            "queued",
+            "scheduled",
+            "starting",
+            "running",
+            "succeeded"
+        ]
     );
     assert_eq!(conditions[1]["reason"], "Test");
     assert_eq!(conditions[1]["message"], "to compiled");
     assert_eq!(conditions[1]["status"], "True");
 
-    let finished = app.get(&format!("/api/v1/default/p/runs/{uuid}")).await.body;
+    let finished = app
+        .get(&format!("/api/v1/default/p/runs/{uuid}"))
+        .await
+        .body;
     assert!(finished["started_at"].is_string());
     assert!(finished["finished_at"].is_string());
     assert!(finished["wait_time"].as_f64().unwrap() >= 0.0);
@@ -366,7 +594,12 @@ async fn statuses_follow_the_lifecycle_and_keep_their_history(db: Db) {
             json!({ "condition": { "type": "compiled", "status": "True" }, "uuid": uuid, "owner": "default", "project": "p" }),
         )
         .await;
-    assert_error(&misrouted, StatusCode::BAD_REQUEST, "invalid", "`uuid` in the body does not match");
+    assert_error(
+        &misrouted,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "`uuid` in the body does not match",
+    );
 }
 
 async fn stop_ends_pending_runs_and_refuses_done_ones(db: Db) {
@@ -376,15 +609,29 @@ async fn stop_ends_pending_runs_and_refuses_done_ones(db: Db) {
     let queued_uuid = queued["uuid"].as_str().unwrap();
     app.set_status("p", queued_uuid, "compiled").await;
     app.set_status("p", queued_uuid, "queued").await;
-    let stopped = app.post(&format!("/api/v1/default/p/runs/{queued_uuid}/stop"), json!({})).await;
+    let stopped = app
+        .post(
+            &format!("/api/v1/default/p/runs/{queued_uuid}/stop"),
+            json!({}),
+        )
+        .await;
     assert_eq!(stopped.status, StatusCode::OK, "{}", stopped.text);
     assert_eq!(stopped.body["status"], "stopped");
     assert!(stopped.body["finished_at"].is_string());
 
     let again = app
-        .call(Method::POST, &format!("/api/v1/default/p/runs/{queued_uuid}/stop"), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/default/p/runs/{queued_uuid}/stop"),
+            None,
+        )
         .await;
-    assert_error(&again, StatusCode::BAD_REQUEST, "invalid", "nothing to stop");
+    assert_error(
+        &again,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "nothing to stop",
+    );
 
     let running = app.run("p", json!({})).await;
     let running_uuid = running["uuid"].as_str().unwrap();
@@ -392,7 +639,11 @@ async fn stop_ends_pending_runs_and_refuses_done_ones(db: Db) {
         app.set_status("p", running_uuid, status).await;
     }
     let stopping = app
-        .call(Method::POST, &format!("/api/v1/default/p/runs/{running_uuid}/stop"), None)
+        .call(
+            Method::POST,
+            &format!("/api/v1/default/p/runs/{running_uuid}/stop"),
+            None,
+        )
         .await;
     assert_eq!(stopping.body["status"], "stopping");
 }
@@ -430,11 +681,21 @@ async fn concurrent_status_posts_never_lose_a_condition(db: Db) {
         }
     }
     assert!(applied >= 1);
-    let statuses = app.get(&format!("/api/v1/default/p/runs/{uuid}/statuses")).await.body;
+    let statuses = app
+        .get(&format!("/api/v1/default/p/runs/{uuid}/statuses"))
+        .await
+        .body;
     let conditions = statuses["status_conditions"].as_array().unwrap();
-    assert_eq!(conditions.len(), 5 + applied, "one condition per accepted change");
+    assert_eq!(
+        conditions.len(),
+        5 + applied,
+        "one condition per accepted change"
+    );
     let last = conditions.last().unwrap()["type"].as_str().unwrap();
-    assert_eq!(statuses["status"], last, "the stored status is the last condition");
+    assert_eq!(
+        statuses["status"], last,
+        "the stored status is the last condition"
+    );
     // No two consecutive conditions repeat a status: every change was real.
     for pair in conditions.windows(2) {
         assert_ne!(pair[0]["type"], pair[1]["type"]);
@@ -448,17 +709,34 @@ async fn run_changes_and_deletion(db: Db) {
     let uuid = run["uuid"].as_str().unwrap();
     let path = format!("/api/v1/default/p/runs/{uuid}");
     let patched = app
-        .call(Method::PATCH, &path, Some(json!({ "name": "after", "tags": ["x"] })))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "after", "tags": ["x"] })),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     assert_eq!(patched.body["name"], "after");
     assert_eq!(patched.body["tags"], json!(["x"]));
     assert_eq!(patched.body["status"], "created");
-    let refused = app.call(Method::PATCH, &path, Some(json!({ "status": "running" }))).await;
-    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid", "unknown field `status`");
-    assert_eq!(app.call(Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
+    let refused = app
+        .call(Method::PATCH, &path, Some(json!({ "status": "running" })))
+        .await;
+    assert_error(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "unknown field `status`",
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.get(&path).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.call(Method::DELETE, &path, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.call(Method::DELETE, &path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn health_openapi_and_unknown_routes(db: Db) {
@@ -481,14 +759,24 @@ async fn health_openapi_and_unknown_routes(db: Db) {
         "/api/v1/{owner}/{project}/runs/{uuid}/stop",
         "/api/v1/{owner}/{project}/runs/{uuid}/statuses",
     ] {
-        assert!(doc.body["paths"].get(path).is_some(), "OpenAPI lacks {path}");
+        assert!(
+            doc.body["paths"].get(path).is_some(),
+            "OpenAPI lacks {path}"
+        );
     }
     assert!(doc.body["components"]["schemas"].get("Run").is_some());
 
     let unknown = app.get("/api/v1/default/p/runs/x/y/z").await;
     assert_error(&unknown, StatusCode::NOT_FOUND, "not_found", "no API route");
-    let method = app.call(Method::PUT, "/api/v1/default/projects/list", None).await;
-    assert_error(&method, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "does not accept");
+    let method = app
+        .call(Method::PUT, "/api/v1/default/projects/list", None)
+        .await;
+    assert_error(
+        &method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "does not accept",
+    );
 }
 
 async fn dashboard_pages_render_on_the_server(db: Db) {
@@ -501,7 +789,12 @@ async fn dashboard_pages_render_on_the_server(db: Db) {
     let project = app.get("/default/vision").await;
     assert_eq!(project.status, StatusCode::OK);
     assert!(project.text.contains("resnet"));
-    let run_page = app.get(&format!("/default/vision/runs/{}", run["uuid"].as_str().unwrap())).await;
+    let run_page = app
+        .get(&format!(
+            "/default/vision/runs/{}",
+            run["uuid"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(run_page.status, StatusCode::OK);
     assert!(run_page.text.contains("resnet"));
     assert!(run_page.text.contains("data-status=\"created\""));
@@ -509,3 +802,5 @@ async fn dashboard_pages_render_on_the_server(db: Db) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.text.contains("was not found"));
 }
+
+mod process;
