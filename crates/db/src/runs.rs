@@ -375,16 +375,15 @@ type ConditionTuple = (String, Option<String>, Option<String>, DateTime<Utc>);
 
 /// A run's conditions, oldest first.
 pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
-    let rows: Vec<ConditionTuple> =
-        with_pool!(db, |pool| {
-            sqlx::query_as(
-                "SELECT status, reason, message, created_at FROM run_conditions
+    let rows: Vec<ConditionTuple> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT status, reason, message, created_at FROM run_conditions
              WHERE run_id = $1 ORDER BY id",
-            )
-            .bind(run_id)
-            .fetch_all(pool)
-            .await?
-        });
+        )
+        .bind(run_id)
+        .fetch_all(pool)
+        .await?
+    });
     rows.into_iter()
         .map(|(status, reason, message, created_at)| {
             let status =
