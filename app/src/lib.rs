@@ -10,6 +10,10 @@
 //! shows a project and its runs, `/{owner}/{project}/runs/{uuid}` a run with
 //! its tabs as sub-paths.
 
+// Without erased components (see `disable-erase-components` in Cargo.toml),
+// nested views make deep types; the default limit of 128 is too small.
+#![recursion_limit = "512"]
+
 pub mod error;
 pub mod projects;
 pub mod runs;
