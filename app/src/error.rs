@@ -38,21 +38,35 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// Maps a service failure to what the user may read, and sets the HTTP
+/// status of the response it leaves with: 404, 400 or 409 rather than the
+/// 500 server functions answer by default (during server rendering, the
+/// page's own status).
 #[cfg(feature = "ssr")]
 impl From<trellis_services::ServiceError> for AppError {
     fn from(error: trellis_services::ServiceError) -> Self {
+        use http::StatusCode;
         use trellis_services::ServiceError;
-        match error {
-            ServiceError::NotFound { .. } => AppError::NotFound(error.to_string()),
-            ServiceError::Invalid { .. } => AppError::Invalid(error.to_string()),
+        let (status, app_error) = match error {
+            ServiceError::NotFound { .. } => {
+                (StatusCode::NOT_FOUND, AppError::NotFound(error.to_string()))
+            }
+            ServiceError::Invalid { .. } => (
+                StatusCode::BAD_REQUEST,
+                AppError::Invalid(error.to_string()),
+            ),
             ServiceError::Conflict(_) | ServiceError::Transition(_) => {
-                AppError::Conflict(error.to_string())
+                (StatusCode::CONFLICT, AppError::Conflict(error.to_string()))
             }
             ServiceError::Unexpected(cause) => {
                 tracing::error!(error = ?cause, "dashboard request failed: {cause}");
-                AppError::Internal
+                (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal)
             }
+        };
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
         }
+        app_error
     }
 }
 

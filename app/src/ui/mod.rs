@@ -92,19 +92,16 @@ pub fn StatusBadge(status: RunStatus) -> impl IntoView {
     }
 }
 
-/// A failed load, shown in place of the content. A missing project or run
-/// also makes the server answer 404.
+/// A failed load, shown in place of the content. (The server function that
+/// failed has already set the response's status, e.g. 404.)
 #[component]
 pub fn ErrorView(error: AppError) -> impl IntoView {
-    let (title, not_found) = match &error {
-        AppError::NotFound(_) => ("Not found", true),
-        AppError::Invalid(_) => ("Invalid request", false),
-        AppError::Conflict(_) => ("Conflict", false),
-        AppError::Internal | AppError::Transport(_) => ("Something went wrong", false),
+    let title = match &error {
+        AppError::NotFound(_) => "Not found",
+        AppError::Invalid(_) => "Invalid request",
+        AppError::Conflict(_) => "Conflict",
+        AppError::Internal | AppError::Transport(_) => "Something went wrong",
     };
-    if not_found {
-        set_not_found_status();
-    }
     view! {
         <div role="alert" class="rounded-lg border border-rose-200 bg-rose-50 p-6 dark:border-rose-900 dark:bg-rose-950/50">
             <h2 class="font-semibold text-rose-800 dark:text-rose-200">{title}</h2>
