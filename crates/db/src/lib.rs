@@ -11,10 +11,11 @@
 //! every user value is a bound parameter, and multi-statement changes run in
 //! one transaction.
 //!
-//! Layout: [`projects`], [`runs`] (including the guarded status update and
+//! Layout: [`projects`], [`runs`], [`pql`] (query language to SQL) (including the guarded status update and
 //! the append-only conditions), [`error`], and `testing` (per-test databases).
 
 pub mod error;
+pub mod pql;
 pub mod projects;
 pub mod runs;
 #[cfg(feature = "testing")]

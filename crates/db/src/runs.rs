@@ -10,9 +10,11 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use trellis_domain::lifecycle::{RunStatus, Timing};
 use trellis_domain::listing::{RunSort, RunSortField};
+use trellis_domain::pql::Query;
 use trellis_domain::run::RunKind;
 use uuid::Uuid;
 
+use crate::pql::{self, Bind};
 use crate::{Db, DbError, DbResult, with_pool};
 
 /// JSON object stored in `inputs` and `outputs`.
@@ -114,6 +116,8 @@ pub struct NewRun<'a> {
     pub tags: &'a [String],
     pub kind: Option<RunKind>,
     pub content: &'a str,
+    /// The params the run was compiled with.
+    pub inputs: &'a JsonObject,
     pub now: DateTime<Utc>,
 }
 
@@ -125,7 +129,7 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
                                inputs, outputs, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -136,6 +140,7 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.kind.map(RunKind::as_str))
         .bind(created)
         .bind(new.content)
+        .bind(Json(new.inputs))
         .bind(Json(JsonObject::new()))
         .bind(new.now)
         .fetch_one(&mut *tx)
@@ -218,34 +223,64 @@ fn order_by(sort: &RunSort) -> String {
     parts.join(", ")
 }
 
-/// One page of a project's runs in `sort` order, and the project's run count.
+/// Binds a compiled filter's values, in order, onto a query.
+macro_rules! bind_filter {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for value in $binds {
+            query = match value {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Number(number) => query.bind(*number),
+                Bind::Time(time) => query.bind(*time),
+                Bind::Uuid(uuid) => query.bind(*uuid),
+            };
+        }
+        query
+    }};
+}
+
+/// One page of a project's runs matching `filter`, in `sort` order, and
+/// how many runs match.
 pub async fn list(
     db: &Db,
     project_id: i64,
+    filter: Option<&Query>,
     sort: &RunSort,
     limit: u32,
     offset: u64,
 ) -> DbResult<(Vec<RunRow>, u64)> {
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let sql = format!(
-        "{} WHERE r.project_id = $1 ORDER BY {} LIMIT $2 OFFSET $3",
+    let filter = filter.map(|query| pql::compile(query, db.backend(), 2));
+    let (condition, binds) = match &filter {
+        Some(filter) => (format!(" AND {}", filter.sql), filter.binds.as_slice()),
+        None => (String::new(), &[][..]),
+    };
+    let limit_at = 2 + binds.len();
+    // Safe: the text is built from constant column names and operators only;
+    // every user value is a bound parameter.
+    let page_sql = format!(
+        "{} WHERE r.project_id = $1{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
         run_select!(),
-        order_by(sort)
+        order_by(sort),
+        limit_at + 1
     );
+    let count_sql = format!("SELECT COUNT(*) FROM runs r WHERE r.project_id = $1{condition}");
     let (runs, count) = with_pool!(db, |pool| {
-        // Safe: the text is built from constant column names only.
-        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
-            .bind(project_id)
+        let page = bind_filter!(
+            sqlx::query(AssertSqlSafe(page_sql.clone())).bind(project_id),
+            binds
+        );
+        let rows = page
             .bind(i64::from(limit))
             .bind(offset)
             .fetch_all(pool)
             .await?;
         let runs = rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_one(pool)
-            .await?;
-        (runs, count)
+        let count = bind_filter!(
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone())).bind(project_id),
+            binds
+        );
+        (runs, count.fetch_one(pool).await?)
     });
     Ok((runs, u64::try_from(count).unwrap_or(0)))
 }
@@ -286,6 +321,39 @@ pub async fn update(
         Some(uuid) => Ok(Some(find_by_id(db, uuid).await?)),
         None => Ok(None),
     }
+}
+
+/// Merges `outputs` into run `id`'s outputs (a key given again replaces
+/// its value); whether the run exists.
+pub async fn merge_outputs(
+    db: &Db,
+    id: i64,
+    outputs: &JsonObject,
+    now: DateTime<Utc>,
+) -> DbResult<bool> {
+    let found = with_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        let current: Option<Json<JsonObject>> =
+            sqlx::query_scalar("UPDATE runs SET updated_at = $2 WHERE id = $1 RETURNING outputs")
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match current {
+            Some(Json(mut merged)) => {
+                merged.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                sqlx::query("UPDATE runs SET outputs = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(Json(&merged))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                true
+            }
+            None => false,
+        }
+    });
+    Ok(found)
 }
 
 /// Deletes run `id` with its conditions; whether it existed.

@@ -11,8 +11,10 @@
 //!   that follow from transitions.
 //! - [`run`]: run identifiers, kinds, and what we read from submitted content.
 //! - [`listing`]: pagination bounds and the sort expressions of run lists.
+//! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 
 pub mod lifecycle;
 pub mod listing;
 pub mod name;
+pub mod pql;
 pub mod run;

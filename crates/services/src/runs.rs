@@ -5,6 +5,7 @@ use trellis_db::runs::{self, ConditionRow, NewRun, RunChanges, RunRow, StatusCha
 use trellis_domain::lifecycle::{RunStatus, transition};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
+use trellis_domain::pql::Query;
 use trellis_domain::run::{RunId, inspect_content};
 
 use crate::projects::load as load_project;
@@ -85,10 +86,8 @@ impl Runs<'_> {
             })
     }
 
-    /// One page of a project's runs in `sort` order, and the project's count.
-    ///
-    /// `query` (the Polyaxon query language) is refused with a clear error
-    /// until the query compiler exists, rather than silently ignored.
+    /// One page of a project's runs matching `query` (the Polyaxon query
+    /// language) in `sort` order, and how many runs match.
     pub async fn list(
         &self,
         owner: &str,
@@ -97,16 +96,20 @@ impl Runs<'_> {
         sort: &RunSort,
         query: Option<&str>,
     ) -> ServiceResult<(Vec<api::Run>, u64)> {
-        if query.is_some_and(|q| !q.trim().is_empty()) {
-            return Err(ServiceError::Invalid {
-                field: Some("query"),
-                message: "filtering runs with `query` is not supported by this server version"
-                    .to_owned(),
-            });
-        }
+        let filter = match query {
+            Some(text) => Query::parse(text).map_err(|e| ServiceError::invalid("query", e))?,
+            None => None,
+        };
         let project = load_project(self.services, owner, project).await?;
-        let (rows, count) =
-            runs::list(&self.services.db, project.id, sort, page.limit, page.offset).await?;
+        let (rows, count) = runs::list(
+            &self.services.db,
+            project.id,
+            filter.as_ref(),
+            sort,
+            page.limit,
+            page.offset,
+        )
+        .await?;
         Ok((rows.into_iter().map(to_dto).collect(), count))
     }
 
@@ -133,6 +136,8 @@ impl Runs<'_> {
             tags: &tags,
             kind: summary.kind,
             content: &content,
+            // Params arrive with the spec compiler; until then none are known.
+            inputs: &serde_json::Map::new(),
             now: self.services.now(),
         };
         let row = runs::insert(&self.services.db, &new).await?;

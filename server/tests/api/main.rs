@@ -121,6 +121,7 @@ test_on_both_databases!(
     run_changes_and_deletion,
     health_openapi_and_unknown_routes,
     dashboard_pages_render_on_the_server,
+    the_runs_table_is_paginated,
 );
 
 async fn projects_are_created_listed_changed_and_deleted(db: Db) {
@@ -801,6 +802,26 @@ async fn dashboard_pages_render_on_the_server(db: Db) {
     let missing = app.get("/default/nothing-here").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.text.contains("was not found"));
+    let no_route = app.get("/a/b/c/d/e/f").await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+}
+
+async fn the_runs_table_is_paginated(db: Db) {
+    let app = App::new(db);
+    app.project("many").await;
+    for i in 0..51 {
+        app.run("many", json!({ "name": format!("run-{i:02}") }))
+            .await;
+    }
+    let first = app.get("/default/many").await;
+    assert!(first.text.contains("Page 1 of 2"), "{}", first.text);
+    assert!(first.text.contains("run-50"));
+    assert!(!first.text.contains("run-00"));
+    assert!(first.text.contains("href=\"/default/many?page=2\""));
+    let second = app.get("/default/many?page=2").await;
+    assert!(second.text.contains("Page 2 of 2"));
+    assert!(second.text.contains("run-00"));
+    assert!(!second.text.contains("run-50"));
 }
 
 mod process;

@@ -44,6 +44,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
             tags: &[],
             kind: Some(RunKind::Job),
             content: "run:\n  kind: job\n",
+            inputs: &serde_json::Map::new(),
             now: t(at),
         },
     )
@@ -206,18 +207,18 @@ async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
     };
 
     let sort = RunSort::parse(Some("-started_at")).unwrap();
-    let (rows, count) = runs::list(&db, p.id, &sort, 10, 0).await.unwrap();
+    let (rows, count) = runs::list(&db, p.id, None, &sort, 10, 0).await.unwrap();
     assert_eq!(count, 5);
     assert_eq!(names(&rows), ["run-3", "run-1", "run-4", "run-2", "run-0"]);
 
     let sort = RunSort::parse(Some("started_at")).unwrap();
-    let (rows, _) = runs::list(&db, p.id, &sort, 10, 0).await.unwrap();
+    let (rows, _) = runs::list(&db, p.id, None, &sort, 10, 0).await.unwrap();
     assert_eq!(names(&rows), ["run-1", "run-3", "run-0", "run-2", "run-4"]);
 
     let sort = RunSort::default();
-    let (first, _) = runs::list(&db, p.id, &sort, 2, 0).await.unwrap();
-    let (second, _) = runs::list(&db, p.id, &sort, 2, 2).await.unwrap();
-    let (third, _) = runs::list(&db, p.id, &sort, 2, 4).await.unwrap();
+    let (first, _) = runs::list(&db, p.id, None, &sort, 2, 0).await.unwrap();
+    let (second, _) = runs::list(&db, p.id, None, &sort, 2, 2).await.unwrap();
+    let (third, _) = runs::list(&db, p.id, None, &sort, 2, 4).await.unwrap();
     assert_eq!(names(&first), ["run-4", "run-3"]);
     assert_eq!(names(&second), ["run-2", "run-1"]);
     assert_eq!(names(&third), ["run-0"]);
@@ -336,3 +337,5 @@ async fn run_changes_keep_the_status(db: Db) {
             .is_none()
     );
 }
+
+mod pql;

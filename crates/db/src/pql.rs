@@ -1,0 +1,342 @@
+//! Compiles a parsed PQL query (`trellis_domain::pql`) to a SQL condition
+//! over `runs r`, for SQLite or PostgreSQL.
+//!
+//! User text never becomes SQL text: every value, pattern and JSON key is a
+//! bound parameter; only fixed column names and operators are written. The
+//! result follows the domain's two-valued semantics (a term on a missing
+//! value is false, its negation true) by wrapping each term in
+//! `COALESCE(..., FALSE)`, so the SQL and the in-memory predicate agree.
+
+use chrono::{DateTime, Utc};
+use trellis_domain::pql::{
+    Cmp, Condition, Field, FieldType, IntervalEnd, Like, Query, Scalar, Term,
+};
+use uuid::Uuid;
+
+use crate::Backend;
+
+/// A value bound to a placeholder of a compiled filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Number(f64),
+    Time(DateTime<Utc>),
+    Uuid(Uuid),
+}
+
+/// A SQL condition and the values of its placeholders, numbered from the
+/// `first` placeholder given to [`compile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// Compiles `query` for `backend`; placeholders start at `$first`.
+pub fn compile(query: &Query, backend: Backend, first: usize) -> Filter {
+    let mut compiler = Compiler {
+        backend,
+        next: first,
+        binds: Vec::new(),
+    };
+    let sql = compiler.query(query);
+    Filter {
+        sql,
+        binds: compiler.binds,
+    }
+}
+
+struct Compiler {
+    backend: Backend,
+    next: usize,
+    binds: Vec<Bind>,
+}
+
+/// How a JSON value is read out of `inputs` / `outputs`.
+#[derive(Clone, Copy)]
+enum JsonAs {
+    Number,
+    Text,
+}
+
+impl Compiler {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        let placeholder = format!("${}", self.next);
+        self.next += 1;
+        placeholder
+    }
+
+    fn query(&mut self, query: &Query) -> String {
+        match query {
+            Query::And(parts) => self.join(parts, " AND "),
+            Query::Or(parts) => self.join(parts, " OR "),
+            Query::Term(term) => self.term(term),
+        }
+    }
+
+    fn join(&mut self, parts: &[Query], separator: &str) -> String {
+        let parts: Vec<String> = parts.iter().map(|p| self.query(p)).collect();
+        format!("({})", parts.join(separator))
+    }
+
+    fn term(&mut self, term: &Term) -> String {
+        let condition = self.condition(&term.field, &term.condition);
+        if term.negated {
+            format!("(NOT COALESCE({condition}, FALSE))")
+        } else {
+            format!("COALESCE({condition}, FALSE)")
+        }
+    }
+
+    fn condition(&mut self, field: &Field, condition: &Condition) -> String {
+        match condition {
+            Condition::Nil => self.nil(field),
+            Condition::Eq(value) => self.equals(field, value),
+            Condition::In(values) => {
+                let parts: Vec<String> = values.iter().map(|v| self.equals(field, v)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Condition::Lt(bound) => self.compare(field, bound, Cmp::Lt),
+            Condition::Le(bound) => self.compare(field, bound, Cmp::Le),
+            Condition::Gt(bound) => self.compare(field, bound, Cmp::Gt),
+            Condition::Ge(bound) => self.compare(field, bound, Cmp::Ge),
+            Condition::Range(low, high) => {
+                let low = self.compare(field, low, Cmp::Ge);
+                let high = self.compare(field, high, Cmp::Le);
+                format!("({low} AND {high})")
+            }
+            Condition::Like(like) => self.like(field, like),
+        }
+    }
+
+    /// The column of a fixed field.
+    fn column(field: &Field) -> &'static str {
+        match field {
+            Field::Status => "r.status",
+            Field::Kind => "r.kind",
+            Field::Name => "r.name",
+            Field::Description => "r.description",
+            Field::Uuid => "r.uuid",
+            Field::Tags => "r.tags",
+            Field::CreatedAt => "r.created_at",
+            Field::UpdatedAt => "r.updated_at",
+            Field::StartedAt => "r.started_at",
+            Field::FinishedAt => "r.finished_at",
+            Field::Duration => "r.duration",
+            Field::WaitTime => "r.wait_time",
+            Field::Input(_) => "r.inputs",
+            Field::Output(_) => "r.outputs",
+        }
+    }
+
+    fn json_key(field: &Field) -> Option<&str> {
+        match field {
+            Field::Input(key) | Field::Output(key) => Some(key),
+            _ => None,
+        }
+    }
+
+    /// A bound JSON path (SQLite) or key (PostgreSQL) for `key`.
+    fn key_param(&mut self, key: &str) -> String {
+        match self.backend {
+            // Quoted, so a `.` in a key is part of the name, not nesting.
+            // The domain only admits keys without quotes or backslashes.
+            Backend::Sqlite => self.bind(Bind::Text(format!("$.\"{key}\""))),
+            Backend::Postgres => self.bind(Bind::Text(key.to_owned())),
+        }
+    }
+
+    /// A JSON value of `column` at `key` as a number or text; NULL when the
+    /// stored value has another type.
+    fn json_value(&mut self, column: &str, key: &str, kind: JsonAs) -> String {
+        let (path, again) = (self.key_param(key), self.key_param(key));
+        match (self.backend, kind) {
+            (Backend::Sqlite, JsonAs::Number) => format!(
+                "(CASE WHEN json_type({column}, {path}) IN ('integer', 'real') THEN json_extract({column}, {again}) END)"
+            ),
+            (Backend::Sqlite, JsonAs::Text) => format!(
+                "(CASE WHEN json_type({column}, {path}) = 'text' THEN json_extract({column}, {again}) END)"
+            ),
+            (Backend::Postgres, JsonAs::Number) => format!(
+                "(CASE WHEN jsonb_typeof({column} -> {path}) = 'number' THEN ({column} ->> {again})::float8 END)"
+            ),
+            (Backend::Postgres, JsonAs::Text) => format!(
+                "(CASE WHEN jsonb_typeof({column} -> {path}) = 'string' THEN {column} ->> {again} END)"
+            ),
+        }
+    }
+
+    fn json_bool(&mut self, column: &str, key: &str, value: bool) -> String {
+        let path = self.key_param(key);
+        match self.backend {
+            Backend::Sqlite => format!("(json_type({column}, {path}) = '{value}')"),
+            Backend::Postgres => format!("(({column} -> {path}) = '{value}'::jsonb)"),
+        }
+    }
+
+    fn nil(&mut self, field: &Field) -> String {
+        let column = Self::column(field);
+        match (field.field_type(), Self::json_key(field)) {
+            (FieldType::Tags, _) => match self.backend {
+                Backend::Sqlite => format!("(json_array_length({column}) = 0)"),
+                Backend::Postgres => format!("(jsonb_array_length({column}) = 0)"),
+            },
+            (_, Some(key)) => {
+                // Missing, null, or a list or object: nothing a term can compare.
+                let path = self.key_param(key);
+                match self.backend {
+                    Backend::Sqlite => format!(
+                        "COALESCE(json_type({column}, {path}) NOT IN ('integer', 'real', 'text', 'true', 'false'), TRUE)"
+                    ),
+                    Backend::Postgres => format!(
+                        "COALESCE(jsonb_typeof({column} -> {path}) NOT IN ('number', 'string', 'boolean'), TRUE)"
+                    ),
+                }
+            }
+            _ => format!("({column} IS NULL)"),
+        }
+    }
+
+    fn equals(&mut self, field: &Field, value: &Scalar) -> String {
+        let column = Self::column(field);
+        if let Some(key) = Self::json_key(field) {
+            return match value {
+                Scalar::Number(n) => {
+                    let lhs = self.json_value(column, key, JsonAs::Number);
+                    format!("({lhs} = {})", self.bind(Bind::Number(*n)))
+                }
+                Scalar::Bool(b) => self.json_bool(column, key, *b),
+                other => {
+                    let lhs = self.json_value(column, key, JsonAs::Text);
+                    format!("({lhs} = {})", self.bind(Bind::Text(scalar_text(other))))
+                }
+            };
+        }
+        match value {
+            Scalar::Time { start, end } => {
+                let (start, end) = (self.bind(Bind::Time(*start)), self.bind(Bind::Time(*end)));
+                format!("({column} >= {start} AND {column} < {end})")
+            }
+            Scalar::Number(n) => format!("({column} = {})", self.bind(Bind::Number(*n))),
+            Scalar::Uuid(u) => format!("({column} = {})", self.bind(Bind::Uuid(*u))),
+            Scalar::Text(tag) if field.field_type() == FieldType::Tags => {
+                let tag = self.bind(Bind::Text(tag.clone()));
+                match self.backend {
+                    Backend::Sqlite => {
+                        format!(
+                            "EXISTS (SELECT 1 FROM json_each({column}) AS t WHERE t.value = {tag})"
+                        )
+                    }
+                    Backend::Postgres => format!("({column} @> jsonb_build_array({tag}::text))"),
+                }
+            }
+            other => format!("({column} = {})", self.bind(Bind::Text(scalar_text(other)))),
+        }
+    }
+
+    fn compare(&mut self, field: &Field, bound: &Scalar, cmp: Cmp) -> String {
+        let column = Self::column(field);
+        let (lhs, cmp, rhs) = match bound {
+            Scalar::Time { start, end } => {
+                let (edge, cmp) = cmp.on_interval();
+                let value = match edge {
+                    IntervalEnd::Start => *start,
+                    IntervalEnd::End => *end,
+                };
+                (column.to_owned(), cmp, self.bind(Bind::Time(value)))
+            }
+            Scalar::Number(n) => {
+                let lhs = match Self::json_key(field) {
+                    Some(key) => self.json_value(column, key, JsonAs::Number),
+                    None => column.to_owned(),
+                };
+                (lhs, cmp, self.bind(Bind::Number(*n)))
+            }
+            // The parser only lets numbers and times bound a comparison.
+            _ => return "FALSE".to_owned(),
+        };
+        let operator = match cmp {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+        };
+        format!("({lhs} {operator} {rhs})")
+    }
+
+    fn like(&mut self, field: &Field, like: &Like) -> String {
+        let column = Self::column(field);
+        let lhs = match Self::json_key(field) {
+            Some(key) => self.json_value(column, key, JsonAs::Text),
+            None => column.to_owned(),
+        };
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        let pattern = match like {
+            Like::Contains(s) => format!("%{}%", escape(s)),
+            Like::StartsWith(s) => format!("{}%", escape(s)),
+            Like::EndsWith(s) => format!("%{}", escape(s)),
+        };
+        let pattern = self.bind(Bind::Text(pattern));
+        // Both compare ASCII letters case-insensitively, as the domain does.
+        match self.backend {
+            Backend::Sqlite => format!("({lhs} LIKE {pattern} ESCAPE '\\')"),
+            Backend::Postgres => format!("({lhs} ILIKE {pattern} ESCAPE '\\')"),
+        }
+    }
+}
+
+/// The stored text of a status, kind or text value.
+fn scalar_text(value: &Scalar) -> String {
+    match value {
+        Scalar::Text(s) => s.clone(),
+        Scalar::Status(s) => s.as_str().to_owned(),
+        Scalar::Kind(k) => k.as_str().to_owned(),
+        Scalar::Number(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Uuid(u) => u.to_string(),
+        Scalar::Time { start, .. } => start.to_rfc3339(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sql(query: &str, backend: Backend) -> Filter {
+        compile(&Query::parse(query).unwrap().unwrap(), backend, 2)
+    }
+
+    #[test]
+    fn user_text_is_bound_never_spliced() {
+        let hostile = "name:x' OR 1=1 --, params.a\\\"b:%'; DROP TABLE runs; --%";
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let Ok(Some(query)) = Query::parse(hostile) else {
+                continue;
+            };
+            let filter = compile(&query, backend, 2);
+            assert!(!filter.sql.contains("DROP"), "{}", filter.sql);
+            assert!(!filter.sql.contains("1=1"), "{}", filter.sql);
+        }
+    }
+
+    #[test]
+    fn placeholders_are_numbered_from_the_first_free_one() {
+        let filter = sql("status:running|failed, name:a", Backend::Postgres);
+        assert_eq!(filter.binds.len(), 3);
+        assert!(
+            filter.sql.contains("$2") && filter.sql.contains("$4") && !filter.sql.contains("$5")
+        );
+        assert!(!filter.sql.contains("$1"));
+    }
+
+    #[test]
+    fn negation_counts_missing_values_as_not_matching() {
+        let filter = sql("name:~x", Backend::Sqlite);
+        assert_eq!(filter.sql, "(NOT COALESCE((r.name = $2), FALSE))");
+    }
+}
