@@ -46,6 +46,26 @@ pub fn compile(query: &Query, backend: Backend, first: usize) -> Filter {
     }
 }
 
+/// An expression ordering runs by `field`: the column, or for a param,
+/// output or metric its numeric value (NULL when absent or not a number).
+/// Placeholders start at `$first`.
+pub fn sort_expression(field: &Field, backend: Backend, first: usize) -> Filter {
+    let mut compiler = Compiler {
+        backend,
+        next: first,
+        binds: Vec::new(),
+    };
+    let column = Compiler::column(field);
+    let sql = match Compiler::json_key(field) {
+        Some(key) => compiler.json_value(column, key, JsonAs::Number),
+        None => column.to_owned(),
+    };
+    Filter {
+        sql,
+        binds: compiler.binds,
+    }
+}
+
 struct Compiler {
     backend: Backend,
     next: usize,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use trellis_domain::lifecycle::{RunStatus, Timing};
-use trellis_domain::listing::{RunSort, RunSortField};
+use trellis_domain::listing::RunSort;
 use trellis_domain::pql::Query;
 use trellis_domain::run::RunKind;
 use uuid::Uuid;
@@ -187,40 +187,33 @@ pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRo
     Ok(row)
 }
 
-/// The column a sort field orders by. Only these fixed names ever reach SQL
-/// text; user input selects among them.
-fn sort_column(field: RunSortField) -> &'static str {
-    match field {
-        RunSortField::CreatedAt => "r.created_at",
-        RunSortField::UpdatedAt => "r.updated_at",
-        RunSortField::StartedAt => "r.started_at",
-        RunSortField::FinishedAt => "r.finished_at",
-        RunSortField::Name => "r.name",
-        RunSortField::Status => "r.status",
-        RunSortField::Kind => "r.kind",
-        RunSortField::Duration => "r.duration",
-        RunSortField::WaitTime => "r.wait_time",
-    }
-}
-
-/// `ORDER BY` text for `sort`: missing values last in both directions on
-/// both databases (their defaults differ), then the id as a tie-breaker so
-/// pages never overlap.
-fn order_by(sort: &RunSort) -> String {
+/// `ORDER BY` text for `sort`, with its placeholders from `$first`: missing
+/// values last in both directions on both databases (their defaults
+/// differ), then the id as a tie-breaker so pages never overlap.
+fn order_by(sort: &RunSort, backend: crate::Backend, first: usize) -> pql::Filter {
     let mut parts = Vec::with_capacity(sort.0.len() * 2 + 1);
+    let mut binds = Vec::new();
     let mut last_descending = true;
     for key in &sort.0 {
-        let column = sort_column(key.field);
+        // A param's expression is used twice (null test, order); both need
+        // their own placeholders.
+        let null_test = pql::sort_expression(&key.field, backend, first + binds.len());
+        binds.extend(null_test.binds);
+        let value = pql::sort_expression(&key.field, backend, first + binds.len());
+        binds.extend(value.binds);
         let direction = if key.descending { "DESC" } else { "ASC" };
-        parts.push(format!("({column} IS NULL) ASC"));
-        parts.push(format!("{column} {direction}"));
+        parts.push(format!("({} IS NULL) ASC", null_test.sql));
+        parts.push(format!("{} {direction}", value.sql));
         last_descending = key.descending;
     }
     parts.push(format!(
         "r.id {}",
         if last_descending { "DESC" } else { "ASC" }
     ));
-    parts.join(", ")
+    pql::Filter {
+        sql: parts.join(", "),
+        binds,
+    }
 }
 
 /// Binds a compiled filter's values, in order, onto a query.
@@ -255,13 +248,14 @@ pub async fn list(
         Some(filter) => (format!(" AND {}", filter.sql), filter.binds.as_slice()),
         None => (String::new(), &[][..]),
     };
-    let limit_at = 2 + binds.len();
+    let order = order_by(sort, db.backend(), 2 + binds.len());
+    let limit_at = 2 + binds.len() + order.binds.len();
     // Safe: the text is built from constant column names and operators only;
     // every user value is a bound parameter.
     let page_sql = format!(
         "{} WHERE r.project_id = $1{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
         run_select!(),
-        order_by(sort),
+        order.sql,
         limit_at + 1
     );
     let count_sql = format!("SELECT COUNT(*) FROM runs r WHERE r.project_id = $1{condition}");
@@ -270,6 +264,7 @@ pub async fn list(
             sqlx::query(AssertSqlSafe(page_sql.clone())).bind(project_id),
             binds
         );
+        let page = bind_filter!(page, &order.binds);
         let rows = page
             .bind(i64::from(limit))
             .bind(offset)

@@ -3,7 +3,7 @@
 //! A sort expression is Polyaxon's: comma-separated fields, each optionally
 //! prefixed with `-` for descending order (`-created_at, name`).
 
-use std::fmt;
+use crate::pql::Field;
 
 /// Page size when the caller gives none.
 pub const DEFAULT_LIMIT: u32 = 20;
@@ -26,7 +26,9 @@ pub enum ListingError {
     Limit(i64),
     #[error("offset must not be negative, got {0}")]
     Offset(i64),
-    #[error("cannot sort by `{field}`; sortable fields are: {}", RunSortField::NAMES.join(", "))]
+    #[error(
+        "cannot sort by `{field}`; sort by status, kind, name, description, uuid, created_at, updated_at, started_at, finished_at, duration, wait_time, or a param, output or metric (`-metrics.loss`)"
+    )]
     SortField { field: String },
     #[error("sort expression has an empty field")]
     EmptySortField,
@@ -60,62 +62,11 @@ impl Page {
     }
 }
 
-/// A column runs can be sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunSortField {
-    CreatedAt,
-    UpdatedAt,
-    StartedAt,
-    FinishedAt,
-    Name,
-    Status,
-    Kind,
-    Duration,
-    WaitTime,
-}
-
-impl RunSortField {
-    const ALL: [RunSortField; 9] = [
-        RunSortField::CreatedAt,
-        RunSortField::UpdatedAt,
-        RunSortField::StartedAt,
-        RunSortField::FinishedAt,
-        RunSortField::Name,
-        RunSortField::Status,
-        RunSortField::Kind,
-        RunSortField::Duration,
-        RunSortField::WaitTime,
-    ];
-    const NAMES: [&'static str; 9] = [
-        "created_at",
-        "updated_at",
-        "started_at",
-        "finished_at",
-        "name",
-        "status",
-        "kind",
-        "duration",
-        "wait_time",
-    ];
-
-    /// The field's name in sort expressions (also its column name).
-    pub fn as_str(self) -> &'static str {
-        let index = Self::ALL.iter().position(|f| *f == self).unwrap_or(0);
-        Self::NAMES[index]
-    }
-}
-
-impl fmt::Display for RunSortField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One key of a sort expression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
-    /// The column.
-    pub field: RunSortField,
+    /// What to order by: a run column, or a param / output / metric.
+    pub field: Field,
     /// Largest first.
     pub descending: bool,
 }
@@ -128,19 +79,21 @@ impl Default for RunSort {
     /// Newest first, as Polyaxon lists runs.
     fn default() -> Self {
         Self(vec![SortKey {
-            field: RunSortField::CreatedAt,
+            field: Field::CreatedAt,
             descending: true,
         }])
     }
 }
 
 impl RunSort {
-    /// Parses `-created_at, name`. An absent or blank expression is the default.
+    /// Parses `-metrics.loss, created_at`. Fields are the query language's
+    /// (except `tags`); params, outputs and metrics sort by their numeric
+    /// value, runs without one last. Blank is the default.
     pub fn parse(expression: Option<&str>) -> Result<Self, ListingError> {
         let Some(expression) = expression.filter(|e| !e.trim().is_empty()) else {
             return Ok(Self::default());
         };
-        let mut keys = Vec::new();
+        let mut keys: Vec<SortKey> = Vec::new();
         for part in expression.split(',') {
             let part = part.trim();
             let (descending, name) = match part.strip_prefix('-') {
@@ -150,14 +103,15 @@ impl RunSort {
             if name.is_empty() {
                 return Err(ListingError::EmptySortField);
             }
-            let index = RunSortField::NAMES
-                .iter()
-                .position(|n| *n == name)
-                .ok_or_else(|| ListingError::SortField {
+            let field = Field::parse(name).map_err(|_| ListingError::SortField {
+                field: name.to_owned(),
+            })?;
+            if field == Field::Tags {
+                return Err(ListingError::SortField {
                     field: name.to_owned(),
-                })?;
-            let field = RunSortField::ALL[index];
-            if !keys.iter().any(|k: &SortKey| k.field == field) {
+                });
+            }
+            if !keys.iter().any(|k| k.field == field) {
                 keys.push(SortKey { field, descending });
             }
         }
@@ -206,11 +160,11 @@ mod tests {
             sort.0,
             vec![
                 SortKey {
-                    field: RunSortField::CreatedAt,
+                    field: Field::CreatedAt,
                     descending: true
                 },
                 SortKey {
-                    field: RunSortField::Name,
+                    field: Field::Name,
                     descending: false
                 },
             ]
@@ -233,12 +187,24 @@ mod tests {
             RunSort::parse(Some("name,,")),
             Err(ListingError::EmptySortField)
         );
+        assert!(RunSort::parse(Some("tags")).is_err());
     }
 
     #[test]
-    fn field_names_match_their_variants() {
-        for (field, name) in RunSortField::ALL.iter().zip(RunSortField::NAMES) {
-            assert_eq!(field.as_str(), name);
-        }
+    fn metrics_and_params_are_sortable() {
+        let sort = RunSort::parse(Some("-metrics.loss, params.lr")).unwrap();
+        assert_eq!(
+            sort.0,
+            vec![
+                SortKey {
+                    field: Field::Output("loss".into()),
+                    descending: true
+                },
+                SortKey {
+                    field: Field::Input("lr".into()),
+                    descending: false
+                },
+            ]
+        );
     }
 }

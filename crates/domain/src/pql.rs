@@ -104,7 +104,8 @@ impl Field {
         }
     }
 
-    fn parse(name: &str) -> Result<Field, PqlError> {
+    /// Parses a field name (`status`, `params.lr`, `metrics.loss`, ...).
+    pub fn parse(name: &str) -> Result<Field, PqlError> {
         let simple = match name {
             "status" => Some(Field::Status),
             "kind" => Some(Field::Kind),

@@ -114,6 +114,7 @@ test_on_both_databases!(
     malformed_bodies_get_the_error_envelope,
     runs_are_created_with_their_spec_and_read_back,
     runs_list_sorts_and_refuses_unknown_sort_fields,
+    runs_list_filters_with_the_query_language,
     bad_run_input_and_unknown_ids_get_a_clear_4xx,
     statuses_follow_the_lifecycle_and_keep_their_history,
     stop_ends_pending_runs_and_refuses_done_ones,
@@ -459,8 +460,62 @@ async fn runs_list_sorts_and_refuses_unknown_sort_fields(db: Db) {
         "invalid",
         "cannot sort by `loss`",
     );
-    let query = app.get("/api/v1/default/p/runs?query=status:running").await;
-    assert_error(&query, StatusCode::BAD_REQUEST, "invalid", "`query`");
+}
+
+async fn runs_list_filters_with_the_query_language(db: Db) {
+    let app = App::new(db);
+    app.project("p").await;
+    let mut uuids = Vec::new();
+    for name in ["sweep-1", "sweep-2", "baseline"] {
+        let tag = if name == "baseline" { "ref" } else { "hpo" };
+        let run = app.run("p", json!({ "name": name, "tags": [tag] })).await;
+        uuids.push(run["uuid"].as_str().unwrap().to_owned());
+    }
+    for status in ["compiled", "queued", "scheduled", "running"] {
+        app.set_status("p", &uuids[0], status).await;
+    }
+    let names = |reply: &Reply| {
+        let mut names: Vec<String> = reply.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let query = |q: &str| {
+        let encoded = serde_urlencoded::to_string([("query", q)]).unwrap();
+        format!("/api/v1/default/p/runs?{encoded}")
+    };
+    let sweeps = app.get(&query("name:sweep%")).await;
+    assert_eq!(sweeps.status, StatusCode::OK, "{}", sweeps.text);
+    assert_eq!(names(&sweeps), ["sweep-1", "sweep-2"]);
+    assert_eq!(sweeps.body["count"], 2);
+    let running_or_ref = app.get(&query("status:running OR tags:ref")).await;
+    assert_eq!(names(&running_or_ref), ["baseline", "sweep-1"]);
+    let not_running = app.get(&query("status:~running, tags:hpo|ref")).await;
+    assert_eq!(names(&not_running), ["baseline", "sweep-2"]);
+    let never_started = app
+        .get(&query("created_at:>=2000-01-01, started_at:nil"))
+        .await;
+    assert_eq!(names(&never_started), ["baseline", "sweep-2"]);
+
+    let typo = app.get(&query("stauts:running")).await;
+    assert_error(
+        &typo,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "did you mean `status`",
+    );
+    assert_eq!(typo.body["error"]["details"]["field"], "query");
+    let bad_value = app.get(&query("duration:>soon")).await;
+    assert_error(
+        &bad_value,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "`soon` is not a number",
+    );
 }
 
 async fn bad_run_input_and_unknown_ids_get_a_clear_4xx(db: Db) {

@@ -62,7 +62,49 @@ test_on_both_databases!(
     a_guarded_status_change_applies_only_from_the_expected_status,
     concurrent_changes_from_one_status_let_exactly_one_win,
     run_changes_keep_the_status,
+    runs_sort_by_a_metric_with_runs_without_it_last,
 );
+
+async fn runs_sort_by_a_metric_with_runs_without_it_last(db: Db) {
+    let p = project(&db, "p").await;
+    for (i, loss) in [
+        Some(serde_json::json!(0.5)),
+        None,
+        Some(serde_json::json!(0.1)),
+        Some(serde_json::json!("n/a")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = run(&db, p.id, &format!("run-{i}"), i as i64).await;
+        if let Some(loss) = loss {
+            let outputs = serde_json::json!({ "loss": loss })
+                .as_object()
+                .unwrap()
+                .clone();
+            assert!(
+                runs::merge_outputs(&db, r.id, &outputs, t(9))
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+    let names = |rows: &[runs::RunRow]| {
+        rows.iter()
+            .map(|r| r.name.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let ascending = RunSort::parse(Some("metrics.loss")).unwrap();
+    let (rows, _) = runs::list(&db, p.id, None, &ascending, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(names(&rows)[..2], ["run-2", "run-0"]);
+    let descending = RunSort::parse(Some("-metrics.loss, name")).unwrap();
+    let (rows, _) = runs::list(&db, p.id, None, &descending, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(names(&rows), ["run-0", "run-2", "run-1", "run-3"]);
+}
 
 async fn projects_round_trip(db: Db) {
     let created = projects::insert(
