@@ -82,6 +82,34 @@ test("opens a run created through the API", async ({ page, request }) => {
   await expect(page.getByTestId("run-spec")).toContainText("kind: job");
 });
 
+test("filters the runs table with the query language, errors inline", async ({ page, request }) => {
+  await request.post("/api/v1/default/projects/create", { data: { name: "e2e-query" } });
+  for (const name of ["sweep-a", "sweep-b", "baseline"]) {
+    const created = await request.post("/api/v1/default/e2e-query/runs", { data: { name } });
+    expect(created.status()).toBe(201);
+  }
+  await page.goto("/default/e2e-query");
+  await waitForHydration(page);
+  const table = page.getByTestId("runs-table");
+  await expect(table.locator("tbody tr")).toHaveCount(3);
+
+  await page.getByTestId("query-input").fill("name:sweep%");
+  await page.getByTestId("query-submit").click();
+  await expect(page).toHaveURL(/query=name%3Asweep%25/);
+  await expect(table.locator("tbody tr")).toHaveCount(2);
+  await expect(table.getByText("baseline")).toHaveCount(0);
+  await page.screenshot({ path: `${shots}/project-query.png`, fullPage: true });
+
+  await page.getByTestId("query-input").fill("stauts:running");
+  await page.getByTestId("query-submit").click();
+  await expect(page.getByTestId("query-error")).toContainText("did you mean `status`");
+  await expect(page.getByTestId("query-input")).toHaveValue("stauts:running");
+
+  // The view is in the URL, so it can be shared and reloaded.
+  await page.goto("/default/e2e-query?query=name%3Abaseline");
+  await expect(page.getByTestId("runs-table").locator("tbody tr")).toHaveCount(1);
+});
+
 test.describe("without JavaScript", () => {
   test.use({ javaScriptEnabled: false });
 

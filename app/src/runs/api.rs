@@ -10,36 +10,60 @@ use crate::error::AppError;
 /// Runs per page in a project's runs table.
 pub const PAGE_SIZE: u32 = 50;
 
-/// A project and one page (1-based) of its runs, newest first.
+/// A project and one page (1-based) of its runs matching a query.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProjectPageData {
     pub project: wire::Project,
-    pub runs: wire::ListResponse<wire::Run>,
+    /// The matching runs; `None` when the query or sort does not parse.
+    pub runs: Option<wire::ListResponse<wire::Run>>,
+    /// Why the query or sort was refused, shown next to the query box.
+    pub query_error: Option<String>,
 }
 
-/// Loads the project page.
+/// Loads the project page: `query` in the Polyaxon query language, `sort`
+/// a sort expression such as `-metrics.loss, created_at`.
 #[server]
 pub async fn project_view(
     owner: String,
     project: String,
     page: u64,
+    query: Option<String>,
+    sort: Option<String>,
 ) -> Result<ProjectPageData, AppError> {
+    use trellis_services::ServiceError;
     let services = crate::error::services()?;
     let found = services.projects().get(&owner, &project).await?;
     let page = crate::projects::api::page_of(page, PAGE_SIZE)?;
-    let sort = trellis_domain::listing::RunSort::default();
-    let (results, count) = services
-        .runs()
-        .list(&owner, &project, page, &sort, None)
-        .await?;
+    let listed = match trellis_domain::listing::RunSort::parse(sort.as_deref()) {
+        Ok(sort) => {
+            services
+                .runs()
+                .list(&owner, &project, page, &sort, query.as_deref())
+                .await
+        }
+        Err(error) => Err(ServiceError::Invalid {
+            field: Some("sort"),
+            message: error.to_string(),
+        }),
+    };
+    // A refused query is shown beside the query box; the page still renders.
+    let (runs, query_error) = match listed {
+        Ok((results, count)) => (
+            Some(wire::ListResponse {
+                count,
+                results,
+                next: None,
+                previous: None,
+            }),
+            None,
+        ),
+        Err(ServiceError::Invalid { message, .. }) => (None, Some(message)),
+        Err(other) => return Err(other.into()),
+    };
     Ok(ProjectPageData {
         project: found,
-        runs: wire::ListResponse {
-            count,
-            results,
-            next: None,
-            previous: None,
-        },
+        runs,
+        query_error,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{A, Outlet};
+use leptos_router::components::{A, Form, Outlet};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use trellis_api_types as wire;
 
@@ -16,30 +16,36 @@ fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'stat
     move || params.read().get(name).unwrap_or_default()
 }
 
-/// `/{owner}/{project}`: a project and its runs.
+/// `/{owner}/{project}`: a project and its runs, filtered by the query in
+/// the URL (`?query=status:running&sort=-created_at&page=2`), so a view can
+/// be shared as a link.
 #[component]
 pub fn ProjectPage() -> impl IntoView {
     let owner = param("owner");
     let project = param("project");
-    let query = use_query_map();
+    let url = use_query_map();
     let page = move || {
-        query
-            .read()
+        url.read()
             .get("page")
             .and_then(|p| p.parse::<u64>().ok())
             .unwrap_or(1)
             .max(1)
     };
+    let query = move || url.read().get("query").filter(|q| !q.trim().is_empty());
+    let sort = move || url.read().get("sort").filter(|s| !s.trim().is_empty());
     let view_data = Resource::new(
-        move || (owner(), project(), page()),
-        |(o, p, page)| project_view(o, p, page),
+        move || (owner(), project(), page(), query(), sort()),
+        |(o, p, page, query, sort)| project_view(o, p, page, query, sort),
     );
     view! {
         <Title text=move || format!("{}/{}", owner(), project()) />
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match view_data.await {
-                    Ok(data) => view! { <ProjectContent data page=page() /> }.into_any(),
+                    Ok(data) => {
+                        let filters = Filters { page: page(), query: query(), sort: sort() };
+                        view! { <ProjectContent data filters /> }.into_any()
+                    }
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
@@ -47,12 +53,57 @@ pub fn ProjectPage() -> impl IntoView {
     }
 }
 
+/// What the runs table shows, as kept in the URL.
+#[derive(Debug, Clone, PartialEq)]
+struct Filters {
+    page: u64,
+    query: Option<String>,
+    sort: Option<String>,
+}
+
+impl Filters {
+    /// The URL of page `page` of the same view.
+    fn href(&self, base: &str, page: u64) -> String {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(query) = &self.query {
+            params.push(("query", query.clone()));
+        }
+        if let Some(sort) = &self.sort {
+            params.push(("sort", sort.clone()));
+        }
+        params.push(("page", page.to_string()));
+        let encoded: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(v)))
+            .collect();
+        format!("{base}?{}", encoded.join("&"))
+    }
+}
+
+/// Percent-encodes a URL query value.
+fn encode_component(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[component]
-fn ProjectContent(data: ProjectPageData, page: u64) -> impl IntoView {
-    let ProjectPageData { project, runs } = data;
+fn ProjectContent(data: ProjectPageData, filters: Filters) -> impl IntoView {
+    let ProjectPageData {
+        project,
+        runs,
+        query_error,
+    } = data;
     let base = format!("/{}/{}", project.owner, project.name);
-    let pages = runs.count.div_ceil(u64::from(PAGE_SIZE));
     let api_path = format!("/api/v1/{}/{}/runs", project.owner, project.name);
+    let filtered = filters.query.is_some();
+    let total = runs.as_ref().map(|r| r.count);
     view! {
         <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
             <A href="/" attr:class="hover:underline">"Projects"</A>
@@ -68,14 +119,22 @@ fn ProjectContent(data: ProjectPageData, page: u64) -> impl IntoView {
                 <div class="mt-2"><Tags tags=project.tags.clone() /></div>
             </div>
             <dl class="grid grid-cols-2 gap-x-6 text-sm">
-                <dt class="text-slate-500">"Runs"</dt>
-                <dd class="font-medium">{runs.count}</dd>
+                <dt class="text-slate-500">{if filtered { "Matching runs" } else { "Runs" }}</dt>
+                <dd class="font-medium">{total.map(|t| t.to_string()).unwrap_or_else(|| "–".to_owned())}</dd>
                 <dt class="text-slate-500">"Created"</dt>
                 <dd>{format_time(project.created_at)}</dd>
             </dl>
         </div>
-        {if runs.count == 0 {
-            view! {
+        <QueryBox action=base.clone() query=filters.query.clone() sort=filters.sort.clone() error=query_error />
+        {match runs {
+            None => ().into_any(),
+            Some(runs) if runs.count == 0 && filtered => view! {
+                <EmptyState title="No runs match this query">
+                    <A href=base.clone() attr:class="text-emerald-700 underline dark:text-emerald-400">"Clear the query"</A>
+                </EmptyState>
+            }
+            .into_any(),
+            Some(runs) if runs.count == 0 => view! {
                 <EmptyState title="No runs yet">
                     <p>"Submit a run from the command line:"</p>
                     <pre class="mx-auto mt-3 max-w-2xl overflow-x-auto rounded-md bg-slate-900 p-3 text-left text-xs text-slate-100">
@@ -83,17 +142,58 @@ fn ProjectContent(data: ProjectPageData, page: u64) -> impl IntoView {
                     </pre>
                 </EmptyState>
             }
-            .into_any()
-        } else {
-            view! {
-                <RunsTable runs=runs.results />
-                {(pages > 1).then(|| {
-                    let base = base.clone();
-                    view! { <Pager page pages href=move |p| format!("{base}?page={p}") /> }
-                })}
+            .into_any(),
+            Some(runs) => {
+                let pages = runs.count.div_ceil(u64::from(PAGE_SIZE));
+                let page = filters.page;
+                view! {
+                    <RunsTable runs=runs.results />
+                    {(pages > 1).then(move || view! { <Pager page pages href=move |p| filters.href(&base, p) /> })}
+                }
+                .into_any()
             }
-            .into_any()
         }}
+    }
+}
+
+/// The PQL box above the runs table. A plain GET form: it works without
+/// JavaScript, and the router turns it into client-side navigation after
+/// hydration. A refused query is shown under it.
+#[component]
+fn QueryBox(
+    action: String,
+    query: Option<String>,
+    sort: Option<String>,
+    error: Option<String>,
+) -> impl IntoView {
+    let has_error = error.is_some();
+    view! {
+        <Form method="GET" action=action>
+            <div class="mb-4 flex gap-2">
+                <label class="sr-only" for="run-query">"Filter runs"</label>
+                <input
+                    id="run-query"
+                    type="search"
+                    name="query"
+                    value=query.unwrap_or_default()
+                    placeholder="status:running|succeeded, metrics.loss:<0.2, name:%sweep%"
+                    autocomplete="off"
+                    spellcheck="false"
+                    aria-invalid=has_error.to_string()
+                    class="block w-full rounded-md border border-slate-300 bg-white px-3 py-2 font-mono text-sm shadow-sm focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 aria-[invalid=true]:border-rose-400 dark:border-slate-700 dark:bg-slate-900"
+                    data-testid="query-input"
+                />
+                {sort.map(|sort| view! { <input type="hidden" name="sort" value=sort /> })}
+                <button type="submit" class="rounded-md bg-emerald-600 px-4 py-2 text-sm font-medium text-white hover:bg-emerald-500" data-testid="query-submit">
+                    "Filter"
+                </button>
+            </div>
+        </Form>
+        {error.map(|message| view! {
+            <p role="alert" class="-mt-2 mb-4 rounded-md bg-rose-50 px-3 py-2 font-mono text-sm text-rose-700 dark:bg-rose-950 dark:text-rose-300" data-testid="query-error">
+                {message}
+            </p>
+        })}
     }
 }
 

@@ -504,14 +504,12 @@ impl<'a> Parser<'a> {
     /// Consumes `keyword` if it comes next as a whole word.
     fn keyword(&mut self, keyword: &str) -> bool {
         self.skip_ws();
-        let rest = self.rest();
-        if rest.starts_with(keyword) {
-            let after = &rest[keyword.len()..];
-            if after.is_empty() || after.starts_with(char::is_whitespace) || after.starts_with('(')
-            {
-                self.pos += keyword.len();
-                return true;
-            }
+        let Some(after) = self.rest().strip_prefix(keyword) else {
+            return false;
+        };
+        if after.is_empty() || after.starts_with(char::is_whitespace) || after.starts_with('(') {
+            self.pos += keyword.len();
+            return true;
         }
         false
     }
