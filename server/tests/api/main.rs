@@ -879,4 +879,5 @@ async fn the_runs_table_is_paginated(db: Db) {
     assert!(!second.text.contains("run-50"));
 }
 
+mod cli;
 mod process;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use trellis_db::testing::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_trellis");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_trellis");
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -19,14 +19,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
     /// Starts `trellis server` and waits until `/healthz` answers.
-    async fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+    pub(crate) async fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
         let port = free_port();
         let mut command = Command::new(BIN);
         command

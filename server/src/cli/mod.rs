@@ -1,5 +1,13 @@
 //! The command line. Every option also reads an environment variable, so a
 //! deployment configures Trellis through its environment alone.
+//!
+//! Server roles (`server`, `migrate`) are wired in `startup`; the user
+//! commands (`projects`, `ops`, `run`, `check`) live in [`commands`] and talk
+//! to a server over HTTP through [`client`], printing with [`output`].
+
+pub mod client;
+pub mod commands;
+pub mod output;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +19,12 @@ use crate::config::{DatabaseSettings, Settings};
 
 /// Trellis: an open-source machine-learning platform in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "trellis", version, about, long_about = None)]
+#[command(
+    name = "trellis",
+    version,
+    about = "Trellis: an open-source machine-learning platform in one binary",
+    long_about = None
+)]
 pub struct Cli {
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, global = true, env = "TRELLIS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -34,6 +47,14 @@ pub enum Command {
     Server(ServerArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Manage projects on a Trellis server.
+    Projects(commands::ProjectsArgs),
+    /// List and manage runs (operations) on a Trellis server.
+    Ops(commands::OpsArgs),
+    /// Submit a Polyaxonfile as a new run.
+    Run(commands::RunArgs),
+    /// Check a Polyaxonfile without submitting it (no server needed).
+    Check(commands::CheckArgs),
 }
 
 /// Where the metadata lives.
@@ -78,8 +99,9 @@ impl DatabaseArgs {
 /// Options of `trellis server`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TRELLIS_HOST", default_value = "127.0.0.1")]
+    /// Address to listen on. (`TRELLIS_HOST` is the URL clients and runs
+    /// use to reach the server, so the listen address has its own variable.)
+    #[arg(long, env = "TRELLIS_LISTEN_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Port to listen on.
     #[arg(long, env = "TRELLIS_PORT", default_value_t = 8000)]

@@ -1,0 +1,417 @@
+//! The user commands: `projects`, `ops`, `run`, `check`. Each parses its
+//! arguments, makes one or two API calls, and prints for people (tables) or
+//! scripts (`-o json`: exactly the API's objects, a JSON array for lists).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use trellis_domain::name::DEFAULT_OWNER;
+use trellis_domain::run::{ContentError, inspect_content};
+
+use super::Command;
+use super::client::{ApiClient, CliError};
+use super::output;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The API's JSON objects, nothing else on stdout.
+    Json,
+}
+
+/// Where the server is and how to print.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The Trellis server to talk to.
+    #[arg(
+        long = "host",
+        env = "TRELLIS_HOST",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    pub host: String,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+}
+
+/// `trellis projects ...`.
+#[derive(Debug, Args)]
+pub struct ProjectsArgs {
+    #[command(subcommand)]
+    pub command: ProjectsCommand,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Project commands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List an owner's projects.
+    Ls {
+        #[arg(long, default_value = DEFAULT_OWNER)]
+        owner: String,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Create a project.
+    Create {
+        /// `name` or `owner/name`.
+        project: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Comma-separated tags.
+        #[arg(long)]
+        tags: Option<String>,
+    },
+    /// Show a project.
+    Get {
+        /// `name` or `owner/name`.
+        project: String,
+    },
+    /// Delete a project and all its runs.
+    Delete {
+        /// `name` or `owner/name`.
+        project: String,
+    },
+}
+
+/// Which project a run command works in.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArg {
+    /// `name` or `owner/name`.
+    #[arg(short = 'p', long = "project", env = "TRELLIS_PROJECT")]
+    pub project: String,
+}
+
+/// `trellis ops ...`.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    #[command(subcommand)]
+    pub command: OpsCommand,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Run (operation) commands.
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// List runs, filtered with the Polyaxon query language.
+    Ls {
+        #[command(flatten)]
+        project: ProjectArg,
+        /// Filter, e.g. `status:running|succeeded, name:%sweep%`.
+        #[arg(short = 'q', long, allow_hyphen_values = true)]
+        query: Option<String>,
+        /// Sort, e.g. `-created_at` or `-metrics.loss, name`.
+        #[arg(short = 's', long, allow_hyphen_values = true)]
+        sort: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Show a run.
+    Get(RunTarget),
+    /// Show a run's status history.
+    Statuses(RunTarget),
+    /// Stop a run.
+    Stop(RunTarget),
+    /// Delete a run and its history.
+    Delete(RunTarget),
+}
+
+/// One run.
+#[derive(Debug, Clone, Args)]
+pub struct RunTarget {
+    #[command(flatten)]
+    pub project: ProjectArg,
+    /// The run's uuid.
+    #[arg(long = "uid", visible_alias = "uuid")]
+    pub uid: String,
+}
+
+/// `trellis run -f polyaxonfile.yaml`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Polyaxonfile to submit (YAML or JSON).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub project: ProjectArg,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Comma-separated tags.
+    #[arg(long)]
+    pub tags: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `trellis check -f polyaxonfile.yaml`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The Polyaxonfile to check.
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a user command; returns the process exit code.
+pub async fn dispatch(command: Command) -> i32 {
+    let result = match command {
+        Command::Projects(args) => projects(args).await,
+        Command::Ops(args) => ops(args).await,
+        Command::Run(args) => run(args).await,
+        Command::Check(args) => check(&args),
+        Command::Server(_) | Command::Migrate(_) => Ok(()),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+/// `owner/name` or `name` (the default owner).
+fn split_project(project: &str) -> (&str, &str) {
+    project.split_once('/').unwrap_or((DEFAULT_OWNER, project))
+}
+
+fn tag_list(tags: Option<&str>) -> Option<Vec<String>> {
+    tags.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+fn print(output: Output, value: &Value, table: impl FnOnce(&Value) -> String) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
+        Output::Table => print!("{}", table(value)),
+    }
+}
+
+async fn projects(args: ProjectsArgs) -> Result<(), CliError> {
+    let client = ApiClient::new(&args.client.host)?;
+    let out = args.client.output;
+    match args.command {
+        ProjectsCommand::Ls {
+            owner,
+            limit,
+            offset,
+        } => {
+            let query = [("limit", limit.to_string()), ("offset", offset.to_string())];
+            let page = client
+                .get(&format!("/api/v1/{owner}/projects/list"), &query)
+                .await?;
+            print(out, &page["results"], |results| {
+                output::projects_table(results, &page)
+            });
+        }
+        ProjectsCommand::Create {
+            project,
+            description,
+            tags,
+        } => {
+            let (owner, name) = split_project(&project);
+            let body = json!({ "name": name, "description": description, "tags": tag_list(tags.as_deref()) });
+            let created = client
+                .post(&format!("/api/v1/{owner}/projects/create"), &body)
+                .await?;
+            print(out, &created, |p| {
+                format!(
+                    "Created project {}/{}\n",
+                    p["owner"].as_str().unwrap_or_default(),
+                    p["name"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        ProjectsCommand::Get { project } => {
+            let (owner, name) = split_project(&project);
+            let found = client.get(&format!("/api/v1/{owner}/{name}"), &[]).await?;
+            print(out, &found, output::details);
+        }
+        ProjectsCommand::Delete { project } => {
+            let (owner, name) = split_project(&project);
+            client.delete(&format!("/api/v1/{owner}/{name}")).await?;
+            print(
+                out,
+                &json!({ "deleted": format!("{owner}/{name}") }),
+                |_| format!("Deleted project {owner}/{name}\n"),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn ops(args: OpsArgs) -> Result<(), CliError> {
+    let client = ApiClient::new(&args.client.host)?;
+    let out = args.client.output;
+    match args.command {
+        OpsCommand::Ls {
+            project,
+            query,
+            sort,
+            limit,
+            offset,
+        } => {
+            let (owner, name) = split_project(&project.project);
+            let mut params = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            if let Some(query) = query {
+                params.push(("query", query));
+            }
+            if let Some(sort) = sort {
+                params.push(("sort", sort));
+            }
+            let page = client
+                .get(&format!("/api/v1/{owner}/{name}/runs"), &params)
+                .await?;
+            print(out, &page["results"], |results| {
+                output::runs_table(results, &page)
+            });
+        }
+        OpsCommand::Get(target) => {
+            let found = client.get(&run_path(&target, ""), &[]).await?;
+            print(out, &found, output::details);
+        }
+        OpsCommand::Statuses(target) => {
+            let statuses = client.get(&run_path(&target, "/statuses"), &[]).await?;
+            print(out, &statuses, output::statuses_table);
+        }
+        OpsCommand::Stop(target) => {
+            let stopped = client.post(&run_path(&target, "/stop"), &json!({})).await?;
+            print(out, &stopped, |r| {
+                format!(
+                    "Run {} is {}\n",
+                    target.uid,
+                    r["status"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        OpsCommand::Delete(target) => {
+            client.delete(&run_path(&target, "")).await?;
+            print(out, &json!({ "deleted": target.uid }), |_| {
+                format!("Deleted run {}\n", target.uid)
+            });
+        }
+    }
+    Ok(())
+}
+
+fn run_path(target: &RunTarget, suffix: &str) -> String {
+    let (owner, name) = split_project(&target.project.project);
+    format!("/api/v1/{owner}/{name}/runs/{}{suffix}", target.uid)
+}
+
+fn read_spec(path: &PathBuf) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+async fn run(args: RunArgs) -> Result<(), CliError> {
+    let content = read_spec(&args.file)?;
+    // Refuse a broken file before it reaches the server, with its location.
+    inspect_content(&content).map_err(|e| CliError::Usage(content_error(&args.file, &e)))?;
+    let client = ApiClient::new(&args.client.host)?;
+    let (owner, name) = split_project(&args.project.project);
+    let body = json!({
+        "name": args.name,
+        "description": args.description,
+        "tags": tag_list(args.tags.as_deref()),
+        "content": content,
+    });
+    let created = client
+        .post(&format!("/api/v1/{owner}/{name}/runs"), &body)
+        .await?;
+    let uuid = created["uuid"].as_str().unwrap_or_default().to_owned();
+    print(args.client.output, &created, |_| {
+        format!(
+            "Created run {uuid} in {owner}/{name}\n{}/{owner}/{name}/runs/{uuid}\n",
+            client.base()
+        )
+    });
+    Ok(())
+}
+
+fn content_error(path: &std::path::Path, error: &ContentError) -> String {
+    match error {
+        ContentError::Syntax {
+            line: Some(line),
+            column: Some(column),
+            ..
+        } => {
+            format!("{}:{line}:{column}: {error}", path.display())
+        }
+        _ => format!("{}: {error}", path.display()),
+    }
+}
+
+fn check(args: &CheckArgs) -> Result<(), CliError> {
+    let content = read_spec(&args.file)?;
+    match inspect_content(&content) {
+        Ok(summary) => {
+            let kind = summary.kind.map(|k| k.as_str());
+            if args.json {
+                println!(
+                    "{}",
+                    json!({ "valid": true, "file": args.file, "kind": kind })
+                );
+            } else {
+                println!(
+                    "{}: valid ({})",
+                    args.file.display(),
+                    kind.map_or("no run kind".to_owned(), |k| format!("kind: {k}"))
+                );
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let message = content_error(&args.file, &error);
+            if args.json {
+                println!(
+                    "{}",
+                    json!({ "valid": false, "file": args.file, "error": message })
+                );
+            }
+            Err(CliError::Usage(message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_default_to_the_default_owner() {
+        assert_eq!(split_project("mnist"), ("default", "mnist"));
+        assert_eq!(split_project("alice/mnist"), ("alice", "mnist"));
+    }
+
+    #[test]
+    fn tags_split_on_commas() {
+        assert_eq!(
+            tag_list(Some("a, b,,c")),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        assert_eq!(tag_list(None), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! The `trellis` CLI against a live `trellis server`.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::process::{BIN, Server};
+
+fn trellis(server: &Server, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TRELLIS_HOST", &server.base)
+        .env_remove("TRELLIS_PROJECT")
+        .output()
+        .expect("run the trellis CLI")
+}
+
+/// Runs a command that must succeed with `-o json` and parses its stdout,
+/// which must hold nothing but the JSON.
+#[track_caller]
+fn json(server: &Server, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    let output = trellis(server, &args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?} printed more than JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_manages_projects_and_runs_on_a_live_server() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path(), None).await;
+    let spec = data_dir.path().join("polyaxonfile.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python:3.11\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap().to_owned();
+    let server = tokio::task::spawn_blocking(move || {
+        let spec = spec.as_str();
+        let created = json(
+            &server,
+            &[
+                "projects",
+                "create",
+                "mnist",
+                "--description",
+                "digits",
+                "--tags",
+                "cv, baseline",
+            ],
+        );
+        assert_eq!(created["name"], "mnist");
+        assert_eq!(created["tags"], serde_json::json!(["cv", "baseline"]));
+        let listed = json(&server, &["projects", "ls"]);
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(
+            json(&server, &["projects", "get", "default/mnist"])["description"],
+            "digits"
+        );
+
+        let mut uuids = Vec::new();
+        for name in ["sweep-1", "sweep-2", "baseline"] {
+            let run = json(
+                &server,
+                &[
+                    "run", "-f", spec, "-p", "mnist", "--name", name, "--tags", "hpo",
+                ],
+            );
+            assert_eq!(run["kind"], "job");
+            assert_eq!(run["status"], "created");
+            uuids.push(run["uuid"].as_str().unwrap().to_owned());
+        }
+        // The table form prints the uuid and the dashboard URL.
+        let table = trellis(
+            &server,
+            &["run", "-f", spec, "-p", "mnist", "--name", "printed"],
+        );
+        let text = String::from_utf8_lossy(&table.stdout);
+        assert!(
+            text.contains(&format!("{}/default/mnist/runs/", server.base)),
+            "{text}"
+        );
+
+        let stopped = json(&server, &["ops", "stop", "-p", "mnist", "--uid", &uuids[1]]);
+        assert_eq!(stopped["status"], "stopped");
+        let filtered = json(
+            &server,
+            &[
+                "ops",
+                "ls",
+                "-p",
+                "mnist",
+                "-q",
+                "status:created|stopped, name:%sweep%",
+                "-s",
+                "-created_at",
+            ],
+        );
+        let names: Vec<&str> = filtered
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["sweep-2", "sweep-1"]);
+        let statuses = json(
+            &server,
+            &["ops", "statuses", "-p", "mnist", "--uid", &uuids[1]],
+        );
+        let types: Vec<&str> = statuses["status_conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["created", "stopped"]);
+        assert_eq!(
+            json(&server, &["ops", "get", "-p", "mnist", "--uid", &uuids[0]])["name"],
+            "sweep-1"
+        );
+        json(
+            &server,
+            &["ops", "delete", "-p", "mnist", "--uid", &uuids[2]],
+        );
+        assert_eq!(
+            json(&server, &["ops", "ls", "-p", "mnist"])
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        server
+    })
+    .await
+    .unwrap();
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_errors_are_one_readable_line_with_a_meaningful_exit_code() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path(), None).await;
+    let bad_spec = data_dir.path().join("broken.yaml");
+    std::fs::write(&bad_spec, "run:\n  kind: [job\n").unwrap();
+    let bad_spec = bad_spec.to_str().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let missing = trellis(&server, &["projects", "get", "nope"]);
+        assert_eq!(missing.status.code(), Some(1));
+        assert!(
+            stderr(&missing).contains("project `default/nope` was not found"),
+            "{}",
+            stderr(&missing)
+        );
+        assert!(missing.stdout.is_empty());
+
+        json(&server, &["projects", "create", "p"]);
+        let typo = trellis(&server, &["ops", "ls", "-p", "p", "-q", "stauts:running"]);
+        assert_eq!(typo.status.code(), Some(1));
+        assert!(stderr(&typo).contains("did you mean `status`"));
+
+        let broken = trellis(&server, &["run", "-f", &bad_spec, "-p", "p"]);
+        assert_eq!(broken.status.code(), Some(1));
+        assert!(
+            stderr(&broken).contains("broken.yaml:3:"),
+            "{}",
+            stderr(&broken)
+        );
+        assert_eq!(
+            json(&server, &["ops", "ls", "-p", "p"])
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+
+        let checked = trellis(&server, &["check", "-f", &bad_spec]);
+        assert_eq!(checked.status.code(), Some(1));
+        let usage = trellis(&server, &["ops", "get", "-p", "p"]);
+        assert_eq!(
+            usage.status.code(),
+            Some(2),
+            "a missing --uid is a usage error"
+        );
+
+        let unreachable = Command::new(BIN)
+            .args(["projects", "ls"])
+            .env("TRELLIS_HOST", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        assert_eq!(unreachable.status.code(), Some(3));
+        assert!(stderr(&unreachable).contains("cannot reach the Trellis server"));
+    })
+    .await
+    .unwrap();
+}
