@@ -113,6 +113,11 @@ pub struct CreateRun {
     /// The spec as submitted, YAML or JSON text.
     #[serde(default)]
     pub content: Option<String>,
+    /// Params that override the spec's (`trellis run -P name=value`),
+    /// checked against the component's inputs.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Body of `PATCH /api/v1/{owner}/{project}/runs/{uuid}`.

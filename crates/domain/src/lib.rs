@@ -9,12 +9,14 @@
 //! - [`lifecycle`]: [`lifecycle::RunStatus`], the one transition function and
 //!   the timing fields (`started_at`, `finished_at`, `wait_time`, `duration`)
 //!   that follow from transitions.
-//! - [`run`]: run identifiers, kinds, and what we read from submitted content.
+//! - [`run`]: run identifiers and kinds.
 //! - [`listing`]: pagination bounds and the sort expressions of run lists.
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
+//! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
 
 pub mod lifecycle;
 pub mod listing;
 pub mod name;
 pub mod pql;
 pub mod run;
+pub mod spec;

@@ -6,7 +6,8 @@ use trellis_domain::lifecycle::{RunStatus, transition};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
 use trellis_domain::pql::Query;
-use trellis_domain::run::{RunId, inspect_content};
+use trellis_domain::run::RunId;
+use trellis_domain::spec::{self, Globals, NoFiles};
 
 use crate::projects::load as load_project;
 use crate::{ServiceError, ServiceResult, Services};
@@ -121,23 +122,60 @@ impl Runs<'_> {
         input: api::CreateRun,
     ) -> ServiceResult<api::Run> {
         let project = load_project(self.services, owner, project).await?;
-        check_name(input.name.as_deref())?;
         let description = input.description.unwrap_or_default();
         check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
         let tags = normalize_tags(&input.tags.unwrap_or_default())
             .map_err(|e| ServiceError::invalid("tags", e))?;
         let content = input.content.unwrap_or_default();
-        let summary = inspect_content(&content).map_err(|e| ServiceError::invalid("content", e))?;
+        let uuid = uuid::Uuid::new_v4();
+        // A run tracked from outside has no spec; a submitted spec is
+        // compiled now, so a broken file is refused with its location and
+        // the run records its kind and resolved inputs.
+        let compiled = if content.trim().is_empty() {
+            if input.params.as_ref().is_some_and(|p| !p.is_empty()) {
+                return Err(ServiceError::invalid(
+                    "params",
+                    "`params` need a spec (`content`) with inputs to check them against",
+                ));
+            }
+            None
+        } else {
+            let globals = Globals {
+                uuid: Some(uuid.simple().to_string()),
+                name: input.name.clone(),
+                owner_name: Some(owner.to_owned()),
+                project_name: Some(project.name.clone()),
+                ..Globals::default()
+            };
+            let overrides = input
+                .params
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            let compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
+                .map_err(|e| ServiceError::invalid("content", e))?;
+            Some(compiled)
+        };
+        let inputs = compiled
+            .as_ref()
+            .map(|c| c.inputs.clone())
+            .unwrap_or_default();
+        let name = input
+            .name
+            .as_deref()
+            .map(str::trim)
+            .or(compiled.as_ref().and_then(|c| c.name.as_deref()));
+        check_name(name)?;
         let new = NewRun {
-            uuid: uuid::Uuid::new_v4(),
+            uuid,
             project_id: project.id,
-            name: input.name.as_deref().map(str::trim),
+            name,
             description: &description,
             tags: &tags,
-            kind: summary.kind,
+            kind: compiled.as_ref().map(|c| c.kind),
             content: &content,
-            // Params arrive with the spec compiler; until then none are known.
-            inputs: &serde_json::Map::new(),
+            inputs: &inputs,
             now: self.services.now(),
         };
         let row = runs::insert(&self.services.db, &new).await?;

@@ -22,7 +22,7 @@ use trellis_domain::listing::Page;
 use crate::startup::AppState;
 
 /// Largest accepted request body. Specs are at most 1 MiB
-/// (`trellis_domain::run::MAX_CONTENT_LEN`); JSON escaping can grow them.
+/// (`trellis_domain::spec::MAX_SPEC_LEN`); JSON escaping can grow them.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// The `/api/v1` routes.

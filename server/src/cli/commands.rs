@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use trellis_domain::name::DEFAULT_OWNER;
-use trellis_domain::run::{ContentError, inspect_content};
+use trellis_domain::spec::{self, Globals, Resolver};
 
 use super::Command;
 use super::client::{ApiClient, CliError};
@@ -151,6 +151,9 @@ pub struct RunArgs {
     /// Comma-separated tags.
     #[arg(long)]
     pub tags: Option<String>,
+    /// A param, `name=value` (the value read as YAML); repeatable.
+    #[arg(short = 'P', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -161,6 +164,9 @@ pub struct CheckArgs {
     /// The Polyaxonfile to check.
     #[arg(short = 'f', long = "file")]
     pub file: PathBuf,
+    /// A param, `name=value` (the value read as YAML); repeatable.
+    #[arg(short = 'P', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -326,10 +332,55 @@ fn read_spec(path: &PathBuf) -> Result<String, CliError> {
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
 }
 
+/// Reads `pathRef` files relative to the Polyaxonfile.
+struct BesideFile(PathBuf);
+
+impl Resolver for BesideFile {
+    fn read(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(self.0.join(path)).map_err(|e| format!("cannot read `{path}`: {e}"))
+    }
+}
+
+/// A Polyaxonfile made self-contained (`pathRef`s inlined), its params,
+/// and its compiled form.
+fn prepare(
+    file: &PathBuf,
+    params: &[String],
+) -> Result<(String, serde_json::Map<String, Value>, spec::CompiledRun), CliError> {
+    let text = read_spec(file)?;
+    let name = file.display().to_string();
+    let resolver = BesideFile(file.parent().map(PathBuf::from).unwrap_or_default());
+    let with_file = |mut e: spec::SpecError| {
+        e.file.get_or_insert(name.clone());
+        CliError::Usage(e.to_string())
+    };
+    // Check the file as written first, so errors point at its lines.
+    let mut overrides = std::collections::BTreeMap::new();
+    for param in params {
+        let (key, value) =
+            spec::parse_override(param).map_err(|e| CliError::Usage(format!("-P {param}: {e}")))?;
+        overrides.insert(key, value);
+    }
+    let compiled = spec::compile(
+        &text,
+        Some(&name),
+        &resolver,
+        &overrides,
+        &Globals::default(),
+    )
+    .map_err(with_file)?;
+    let inlined = spec::inline_path_refs(&text, &resolver).map_err(with_file)?;
+    // Keep the text as written when nothing needed inlining.
+    let content = if inlined == text || !text.contains("pathRef") {
+        text
+    } else {
+        inlined
+    };
+    Ok((content, overrides.into_iter().collect(), compiled))
+}
+
 async fn run(args: RunArgs) -> Result<(), CliError> {
-    let content = read_spec(&args.file)?;
-    // Refuse a broken file before it reaches the server, with its location.
-    inspect_content(&content).map_err(|e| CliError::Usage(content_error(&args.file, &e)))?;
+    let (content, params, _) = prepare(&args.file, &args.params)?;
     let client = ApiClient::new(&args.client.host)?;
     let (owner, name) = split_project(&args.project.project);
     let body = json!({
@@ -337,6 +388,7 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
         "description": args.description,
         "tags": tag_list(args.tags.as_deref()),
         "content": content,
+        "params": (!params.is_empty()).then_some(params),
     });
     let created = client
         .post(&format!("/api/v1/{owner}/{name}/runs"), &body)
@@ -351,47 +403,33 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn content_error(path: &std::path::Path, error: &ContentError) -> String {
-    match error {
-        ContentError::Syntax {
-            line: Some(line),
-            column: Some(column),
-            ..
-        } => {
-            format!("{}:{line}:{column}: {error}", path.display())
-        }
-        _ => format!("{}: {error}", path.display()),
-    }
-}
-
 fn check(args: &CheckArgs) -> Result<(), CliError> {
-    let content = read_spec(&args.file)?;
-    match inspect_content(&content) {
-        Ok(summary) => {
-            let kind = summary.kind.map(|k| k.as_str());
+    match prepare(&args.file, &args.params) {
+        Ok((_, _, compiled)) => {
             if args.json {
                 println!(
                     "{}",
-                    json!({ "valid": true, "file": args.file, "kind": kind })
+                    json!({ "valid": true, "file": args.file, "compiled": compiled })
                 );
             } else {
                 println!(
-                    "{}: valid ({})",
+                    "{}: valid {} ({} input{})",
                     args.file.display(),
-                    kind.map_or("no run kind".to_owned(), |k| format!("kind: {k}"))
+                    compiled.kind,
+                    compiled.inputs.len(),
+                    if compiled.inputs.len() == 1 { "" } else { "s" }
                 );
             }
             Ok(())
         }
         Err(error) => {
-            let message = content_error(&args.file, &error);
             if args.json {
                 println!(
                     "{}",
-                    json!({ "valid": false, "file": args.file, "error": message })
+                    json!({ "valid": false, "file": args.file, "error": error.to_string() })
                 );
             }
-            Err(CliError::Usage(message))
+            Err(error)
         }
     }
 }
