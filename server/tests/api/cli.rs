@@ -176,7 +176,7 @@ async fn cli_errors_are_one_readable_line_with_a_meaningful_exit_code() {
         let broken = trellis(&server, &["run", "-f", &bad_spec, "-p", "p"]);
         assert_eq!(broken.status.code(), Some(1));
         assert!(
-            stderr(&broken).contains("broken.yaml:3:"),
+            stderr(&broken).contains("broken.yaml:2:9: run.kind"),
             "{}",
             stderr(&broken)
         );

@@ -522,17 +522,25 @@ async fn bad_run_input_and_unknown_ids_get_a_clear_4xx(db: Db) {
     let app = App::new(db);
     app.project("p").await;
     let cases = [
-        (json!({ "content": "run:\n  kind: [job\n" }), "at line"),
         (
-            json!({ "content": "run:\n  kind: jbo\n" }),
+            json!({ "content": "kind: component\nrun:\n  kind: [job\n" }),
+            "line 3, column 9: run.kind",
+        ),
+        (
+            json!({ "content": "kind: component\nrun:\n  kind: jbo\n" }),
             "unknown run kind `jbo`",
         ),
-        (json!({ "content": "just words" }), "must be a mapping"),
+        (
+            json!({ "content": "kind: component\nrun:\n  kind: job\n  container: {image: x, comand: [a]}\n" }),
+            "did you mean `command`",
+        ),
+        (json!({ "content": "just words" }), "is a mapping"),
         (json!({ "name": "two\nlines" }), "one non-blank line"),
         (
-            json!({ "name": "n", "params": {} }),
-            "unknown field `params`",
+            json!({ "name": "n", "parameters": {} }),
+            "unknown field `parameters`",
         ),
+        (json!({ "params": { "lr": 0.1 } }), "`params` need a spec"),
         (json!({ "tags": "not-a-list" }), "tags: invalid type"),
     ];
     for (body, needle) in cases {

@@ -595,15 +595,38 @@ fn check_run(run: &RawRun, at: &str) -> Result<(), SpecError> {
     }
     for (name, replica) in distributed_replicas(run) {
         if let Some(container) = &replica.container {
-            required(
-                &format!("{}.container.image", join(at, &name)),
-                container.image.as_ref(),
-                "`image`",
-            )?;
+            let path = format!("{}.container", join(at, &name));
+            required(&join(&path, "image"), container.image.as_ref(), "`image`")?;
+            check_env(container, &path)?;
         }
+    }
+    if let Some(container) = &run.container {
+        check_env(container, &join(at, "container"))?;
+    }
+    for (i, sidecar) in run.sidecars.iter().flatten().enumerate() {
+        check_env(sidecar, &format!("{}[{i}]", join(at, "sidecars")))?;
     }
     if kind == RunKind::Dag {
         check_dag(run, at)?;
+    }
+    Ok(())
+}
+
+/// Kubernetes env values are strings: a bare `5` or `true` must be quoted.
+fn check_env(container: &RawContainer, at: &str) -> Result<(), SpecError> {
+    for (i, var) in container.env.iter().flatten().enumerate() {
+        if let Some(value) = &var.value
+            && !value.is_string()
+        {
+            return Err(SpecError::at(
+                format!("{at}.env[{i}].value"),
+                format!(
+                    "the value of `{}` must be a string; quote it: \"{}\"",
+                    var.name,
+                    yaml_text(value)
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -1095,7 +1118,7 @@ fn render_container(
     };
     let mut env = BTreeMap::new();
     for (i, var) in container.env.iter().flatten().enumerate() {
-        let value = match &var.value {
+        let value = match var.value.as_ref().and_then(Value::as_str) {
             Some(value) => render(value, scope)
                 .map_err(|e| SpecError::at(format!("run.container.env[{i}].value"), e))?,
             None => String::new(),

@@ -46,10 +46,13 @@ impl fmt::Display for SpecError {
         if let Some(file) = &self.file {
             write!(f, "{file}:")?;
         }
-        match (self.line, self.column) {
-            (Some(line), Some(column)) => write!(f, "{line}:{column}: ")?,
-            (Some(line), None) => write!(f, "{line}: ")?,
-            _ if self.file.is_some() => f.write_str(" ")?,
+        match (self.line, self.column, self.file.is_some()) {
+            (Some(line), Some(column), true) => write!(f, "{line}:{column}: ")?,
+            (Some(line), None, true) => write!(f, "{line}: ")?,
+            (_, _, true) => f.write_str(" ")?,
+            // Without a file name, spell the position out.
+            (Some(line), Some(column), false) => write!(f, "line {line}, column {column}: ")?,
+            (Some(line), None, false) => write!(f, "line {line}: ")?,
             _ => {}
         }
         if !self.path.is_empty() {

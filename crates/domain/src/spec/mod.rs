@@ -35,7 +35,11 @@ pub fn parse_raw(text: &str) -> Result<raw::RawFile, SpecError> {
             format!("the file is larger than {MAX_SPEC_LEN} bytes"),
         ));
     }
-    if text.trim().is_empty() {
+    let only_comments = text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---"
+    });
+    if only_comments {
         return Err(SpecError::at(
             "",
             "the file is empty; a Polyaxonfile starts with `version: 1.1` and `kind:`",
@@ -51,7 +55,16 @@ pub fn parse_raw(text: &str) -> Result<raw::RawFile, SpecError> {
         // path is reported on its own.
         let message = match message.find(": unknown field") {
             Some(index) => message[index + 2..].to_owned(),
-            None => message,
+            None => message
+                .strip_prefix(&format!("{path}: "))
+                .map_or(message.clone(), str::to_owned),
+        };
+        let message = if path.is_empty() && message.starts_with("invalid type") {
+            format!(
+                "a Polyaxonfile is a mapping (`version: 1.1`, `kind: ...`), not this: {message}"
+            )
+        } else {
+            message
         };
         let mut spec_error = SpecError::at(path.clone(), message.clone());
         if let Some((field, expected)) = unknown_name(&message) {
@@ -67,12 +80,49 @@ pub fn parse_raw(text: &str) -> Result<raw::RawFile, SpecError> {
                 expected.join(", ")
             );
         }
-        if let Some(location) = location {
+        if let Some(location) = &location {
             spec_error.line = Some(location.line());
             spec_error.column = Some(location.column());
         }
+        if is_syntax_error(&spec_error.message) {
+            // The file is not YAML at all: the path is meaningless.
+            spec_error.path = String::new();
+            let tabbed = location
+                .as_ref()
+                .and_then(|l| text.lines().nth(l.line().saturating_sub(1)))
+                .is_some_and(|line| {
+                    line.chars()
+                        .take_while(|c| c.is_whitespace())
+                        .any(|c| c == '\t')
+                });
+            spec_error.message = if tabbed {
+                format!(
+                    "not valid YAML: {}; YAML does not allow tabs for indentation, use spaces",
+                    spec_error.message
+                )
+            } else {
+                format!("not valid YAML: {}", spec_error.message)
+            };
+        }
         spec_error
     })
+}
+
+/// Whether a serde_yaml message comes from the YAML scanner or parser
+/// (broken syntax) rather than from a value of the wrong shape.
+fn is_syntax_error(message: &str) -> bool {
+    [
+        "found character",
+        "did not find expected",
+        "mapping values are not allowed",
+        "could not find expected",
+        "found unexpected",
+        "found undefined",
+        "while scanning",
+        "while parsing",
+    ]
+    .iter()
+    .any(|marker| message.contains(marker))
 }
 
 /// serde's path of a missing or bad value ends in `?` for unknown keys; drop it.

@@ -213,7 +213,9 @@ pub struct RawContainer {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEnvVar {
     pub name: String,
-    pub value: Option<String>,
+    /// Kubernetes takes strings only; checked in stage two so a number
+    /// gets a clear error instead of a silent conversion.
+    pub value: Option<Value>,
     pub value_from: Option<Value>,
 }
 
