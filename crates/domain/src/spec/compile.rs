@@ -750,6 +750,19 @@ fn check_dag(run: &RawRun, at: &str) -> Result<(), SpecError> {
         if let Some(component) = &op.component {
             check_component(component, &join(&path, "component"))?;
         }
+        // Each operation's params are checked against its component's
+        // inputs, as for a single operation. (`pathRef` components are
+        // inlined before submission by the CLI.)
+        let component = op.component.as_deref().or_else(|| {
+            let name = op.dag_ref.as_deref()?;
+            run.components
+                .iter()
+                .flatten()
+                .find(|c| c.name.as_deref() == Some(name))
+        });
+        if let Some(component) = component {
+            compile_operation(op, component, &path, &BTreeMap::new(), &Globals::default())?;
+        }
     }
     let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (i, op) in operations.iter().enumerate() {
