@@ -51,7 +51,7 @@ test("opens a run created through the API", async ({ page, request }) => {
   });
   expect(project.status()).toBe(201);
   const created = await request.post("/api/v1/default/e2e-runs/runs", {
-    data: { name: "resnet-baseline", tags: ["baseline"], content: "version: 1.1\nkind: component\nrun:\n  kind: job\n" },
+    data: { name: "resnet-baseline", tags: ["baseline"], content: "version: 1.1\nkind: component\ninputs:\n  - {name: lr, type: float, value: 0.01}\nrun:\n  kind: job\n  container:\n    image: python:3.11\n    command: [python, train.py, \"--lr={{ lr }}\"]\n" },
   });
   expect(created.status()).toBe(201);
   const run = await created.json();
@@ -75,11 +75,15 @@ test("opens a run created through the API", async ({ page, request }) => {
   await expect(timeline.locator("[data-status=created]")).toBeVisible();
   await expect(timeline.locator("[data-status=compiled]")).toBeVisible();
   await expect(timeline.getByText("compiled by the test")).toBeVisible();
+  // The spec was compiled at submission: its inputs show with their values.
+  await expect(page.getByRole("cell", { name: "lr", exact: true })).toBeVisible();
+  await expect(page.getByRole("cell", { name: "0.01", exact: true })).toBeVisible();
   await page.screenshot({ path: `${shots}/run.png`, fullPage: true });
 
   await page.getByRole("link", { name: "Spec" }).click();
   await expect(page).toHaveURL(new RegExp(`/runs/${run.uuid}/spec$`));
   await expect(page.getByTestId("run-spec")).toContainText("kind: job");
+  await page.screenshot({ path: `${shots}/run-spec.png`, fullPage: true });
 });
 
 test("filters the runs table with the query language, errors inline", async ({ page, request }) => {

@@ -115,6 +115,7 @@ test_on_both_databases!(
     runs_are_created_with_their_spec_and_read_back,
     runs_list_sorts_and_refuses_unknown_sort_fields,
     runs_list_filters_with_the_query_language,
+    submitted_specs_are_compiled_and_their_inputs_are_queryable,
     bad_run_input_and_unknown_ids_get_a_clear_4xx,
     statuses_follow_the_lifecycle_and_keep_their_history,
     stop_ends_pending_runs_and_refuses_done_ones,
@@ -889,3 +890,57 @@ async fn the_runs_table_is_paginated(db: Db) {
 
 mod cli;
 mod process;
+
+async fn submitted_specs_are_compiled_and_their_inputs_are_queryable(db: Db) {
+    let app = App::new(db);
+    app.project("p").await;
+    let spec = "version: 1.1\nkind: component\ninputs:\n  - {name: lr, type: float, value: 0.01, validation: {gt: 0}}\n  - {name: optimizer, type: str, value: adam}\nrun:\n  kind: job\n  container:\n    image: python:3.11\n    command: [python, train.py, \"--lr={{ lr }}\"]\n";
+    let default = app
+        .run("p", json!({ "name": "default-lr", "content": spec }))
+        .await;
+    assert_eq!(
+        default["inputs"],
+        json!({ "lr": 0.01, "optimizer": "adam" })
+    );
+    let overridden = app
+        .run(
+            "p",
+            json!({ "name": "big-lr", "content": spec, "params": { "lr": 0.5 } }),
+        )
+        .await;
+    assert_eq!(overridden["inputs"]["lr"], 0.5);
+    assert_eq!(overridden["content"], spec, "the spec is kept as submitted");
+
+    let refused = app
+        .post(
+            "/api/v1/default/p/runs",
+            json!({ "content": spec, "params": { "lr": -1 } }),
+        )
+        .await;
+    assert_error(
+        &refused,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "breaks the rule `gt: 0`",
+    );
+    let unknown = app
+        .post(
+            "/api/v1/default/p/runs",
+            json!({ "content": spec, "params": { "lrr": 1 } }),
+        )
+        .await;
+    assert_error(
+        &unknown,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "did you mean `lr`",
+    );
+
+    let big = app
+        .get("/api/v1/default/p/runs?query=params.lr:%3E0.1")
+        .await;
+    assert_eq!(big.body["count"], 1, "{}", big.text);
+    assert_eq!(big.body["results"][0]["name"], "big-lr");
+    let sorted = app.get("/api/v1/default/p/runs?sort=-params.lr").await;
+    assert_eq!(sorted.body["results"][0]["name"], "big-lr");
+}
