@@ -1,4 +1,6 @@
-//! Golden tests over `tests/specs`: every file in `valid/` compiles to its
+//! Golden tests. The query language: every line of `tests/pql/queries.txt`
+//! parses to the tree (or error) reviewed in `tests/pql/queries.snap`.
+//! Polyaxonfiles, over `tests/specs`: every file in `valid/` compiles to its
 //! reviewed snapshot (`<name>.snap.json`), every file in `invalid/` fails
 //! with the path and words its header declares (`# error-path:`,
 //! `# error-contains:`) and matches its reviewed error snapshot
@@ -73,6 +75,26 @@ fn compile_file(
         &BTreeMap::new(),
         &Globals::default(),
     )
+}
+
+#[test]
+fn queries_parse_to_their_snapshot() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pql");
+    let queries = std::fs::read_to_string(dir.join("queries.txt")).unwrap();
+    let mut rendered = String::new();
+    for query in queries
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
+        let result = match trellis_domain::pql::Query::parse(query) {
+            Ok(parsed) => format!("{parsed:?}"),
+            Err(error) => format!("error: {error}"),
+        };
+        rendered.push_str(&format!("{query}\n  => {result}\n"));
+    }
+    let mut failures = Vec::new();
+    snapshot(&dir.join("queries.snap"), &rendered, &mut failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
