@@ -7,6 +7,8 @@
 //! (`<name>.snap.txt`). Run with `TRELLIS_UPDATE_SNAPSHOTS=1` to write
 //! missing or changed snapshots, then review the diff.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1015,10 +1015,11 @@ fn compile_operation(
     deferred.extend(refs.keys().cloned());
     deferred.extend(joined.iter().map(|s| (*s).to_owned()));
     for (name, param) in &params {
-        if param.context_only.unwrap_or(false) && !inputs.contains_key(name) {
-            if let Some(value) = &param.value {
-                inputs.insert(name.clone(), to_json(value));
-            }
+        if param.context_only.unwrap_or(false)
+            && !inputs.contains_key(name)
+            && let Some(value) = &param.value
+        {
+            inputs.insert(name.clone(), to_json(value));
         }
     }
     let scope = Scope {
@@ -1298,7 +1299,7 @@ fn check_generator(generator: &RawGenerator, at: &str, matrix: &str) -> Result<(
     };
     match kind {
         "choice" => {
-            if !value.as_sequence().is_some_and(|s| !s.is_empty()) {
+            if value.as_sequence().is_none_or(|s| s.is_empty()) {
                 return fail("a non-empty list of values");
             }
         }

@@ -11,10 +11,11 @@ pub struct SpecError {
     /// Dotted path of the offending field (`run.container.command`,
     /// `run.operations[1].dependencies`); empty for the whole file.
     pub path: String,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
+    /// 1-based line, when known. (`u32` keeps the error small enough to
+    /// return by value everywhere.)
+    pub line: Option<u32>,
     /// 1-based column, when known.
-    pub column: Option<usize>,
+    pub column: Option<u32>,
     /// What is wrong and what was expected.
     pub message: String,
     /// The closest valid word for a misspelt key or kind.

@@ -81,8 +81,8 @@ pub fn parse_raw(text: &str) -> Result<raw::RawFile, SpecError> {
             );
         }
         if let Some(location) = &location {
-            spec_error.line = Some(location.line());
-            spec_error.column = Some(location.column());
+            spec_error.line = Some(to_u32(location.line()));
+            spec_error.column = Some(to_u32(location.column()));
         }
         if is_syntax_error(&spec_error.message) {
             // The file is not YAML at all: the path is meaningless.
@@ -106,6 +106,10 @@ pub fn parse_raw(text: &str) -> Result<raw::RawFile, SpecError> {
         }
         spec_error
     })
+}
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Whether a serde_yaml message comes from the YAML scanner or parser
@@ -172,8 +176,8 @@ pub fn compile(
             if error.line.is_none()
                 && let Some((line, column)) = locate(text, &error.path)
             {
-                error.line = Some(line);
-                error.column = Some(column);
+                error.line = Some(to_u32(line));
+                error.column = Some(to_u32(column));
             }
             error.file = file.map(str::to_owned);
         }
@@ -235,8 +239,8 @@ fn inline_in(
         let mut component: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
             let mut error = SpecError::at("", strip_location(&e.to_string()));
             error.file = Some(path.clone());
-            error.line = e.location().map(|l| l.line());
-            error.column = e.location().map(|l| l.column());
+            error.line = e.location().map(|l| to_u32(l.line()));
+            error.column = e.location().map(|l| to_u32(l.column()));
             error
         })?;
         inline_in(&mut component, resolver, "component", depth + 1)?;
