@@ -3,7 +3,7 @@
 //!
 //! Parsing is two-stage. [`raw`] deserializes the file as written with every
 //! key checked, so a typo is reported with its field path, line, column and
-//! the closest valid key. [`compile`] then checks kinds, per-kind keys,
+//! the closest valid key. [`mod@compile`] then checks kinds, per-kind keys,
 //! inputs and validation, params against inputs, the matrix, early
 //! stopping, schedules, hooks, joins, DAG dependencies, and renders
 //! templates. Every error is a [`SpecError`] naming the file, the path and

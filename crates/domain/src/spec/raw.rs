@@ -2,7 +2,7 @@
 //! checked (`deny_unknown_fields`) so a typo is an error with its path,
 //! line and column. Kind-dependent shapes are union structs with a `kind`
 //! string rather than tagged enums: serde buffers tagged enums and would
-//! lose the location of errors inside them. Stage two ([`super::compile`])
+//! lose the location of errors inside them. Stage two ([`mod@super::compile`])
 //! checks kinds and which keys each kind allows.
 
 use std::collections::BTreeMap;
