@@ -124,6 +124,11 @@ impl Field {
         if let Some(field) = simple {
             return Ok(field);
         }
+        if name == "user" {
+            return Err(PqlError::new(
+                "`user` is not available: runs have no user until this server has accounts",
+            ));
+        }
         if let Some((prefix, key)) = name.split_once('.') {
             if key.is_empty() || key.len() > 256 {
                 return Err(PqlError::new(format!(

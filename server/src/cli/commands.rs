@@ -154,6 +154,10 @@ pub struct RunArgs {
     /// A param, `name=value` (the value read as YAML); repeatable.
     #[arg(short = 'P', long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
+    /// Follow the run's statuses until it is done; exit non-zero unless it
+    /// succeeded.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -394,13 +398,61 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
         .post(&format!("/api/v1/{owner}/{name}/runs"), &body)
         .await?;
     let uuid = created["uuid"].as_str().unwrap_or_default().to_owned();
-    print(args.client.output, &created, |_| {
-        format!(
-            "Created run {uuid} in {owner}/{name}\n{}/{owner}/{name}/runs/{uuid}\n",
-            client.base()
-        )
+    let run_path = format!("/api/v1/{owner}/{name}/runs/{uuid}");
+    let dashboard = format!("{}/{owner}/{name}/runs/{uuid}", client.base());
+    if !args.watch {
+        print(args.client.output, &created, |_| {
+            format!("Created run {uuid} in {owner}/{name}\n{dashboard}\n")
+        });
+        return Ok(());
+    }
+    eprintln!("Created run {uuid} in {owner}/{name}\n{dashboard}");
+    let status = watch(&client, &format!("{run_path}/statuses")).await?;
+    // With `-o json`, stdout holds exactly one object: the finished run.
+    let finished = client.get(&run_path, &[]).await?;
+    print(args.client.output, &finished, |_| {
+        format!("Run {uuid} ended {status}\n")
     });
-    Ok(())
+    if status == "succeeded" {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("the run ended `{status}`")))
+    }
+}
+
+/// Prints each new status condition (to stderr) until the run is done, and
+/// returns the final status.
+async fn watch(client: &ApiClient, path: &str) -> Result<String, CliError> {
+    let mut seen = 0;
+    loop {
+        let statuses = client.get(path, &[]).await?;
+        let conditions = statuses["status_conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for condition in conditions.iter().skip(seen) {
+            eprintln!(
+                "{}  {}{}",
+                condition["last_transition_time"]
+                    .as_str()
+                    .unwrap_or_default(),
+                condition["type"].as_str().unwrap_or_default(),
+                condition["message"]
+                    .as_str()
+                    .map(|m| format!("  {m}"))
+                    .unwrap_or_default(),
+            );
+        }
+        seen = conditions.len();
+        let status = statuses["status"].as_str().unwrap_or_default().to_owned();
+        if status
+            .parse::<trellis_domain::lifecycle::RunStatus>()
+            .is_ok_and(|s| s.is_done())
+        {
+            return Ok(status);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 fn check(args: &CheckArgs) -> Result<(), CliError> {

@@ -208,3 +208,75 @@ async fn cli_errors_are_one_readable_line_with_a_meaningful_exit_code() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_watch_follows_statuses_and_exits_by_the_outcome() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path(), None).await;
+    let spec = data_dir.path().join("job.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python:3.11\n",
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap().to_owned();
+    let base = server.base.clone();
+    let server = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "w"]);
+        server
+    })
+    .await
+    .unwrap();
+    for (outcome, code) in [("succeeded", Some(0)), ("failed", Some(1))] {
+        let mut child = tokio::process::Command::new(BIN)
+            .args(["run", "-f", &spec, "-p", "w", "--watch", "-o", "json"])
+            .env("TRELLIS_HOST", &base)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Drive the run from outside, as an executor would.
+        let uuid = loop {
+            let runs = tokio::task::block_in_place(|| {
+                json(&server, &["ops", "ls", "-p", "w", "-q", "status:created"])
+            });
+            if let Some(run) = runs.as_array().and_then(|r| r.first()) {
+                break run["uuid"].as_str().unwrap().to_owned();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        for status in [
+            "compiled",
+            "queued",
+            "scheduled",
+            "starting",
+            "running",
+            outcome,
+        ] {
+            let reply = server
+                .request(
+                    "POST",
+                    &format!("/api/v1/default/w/runs/{uuid}/statuses"),
+                    Some(serde_json::json!({ "condition": { "type": status } })),
+                )
+                .await
+                .unwrap();
+            assert_eq!(reply.0, 200);
+        }
+        let output =
+            tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+                .await
+                .expect("--watch returns once the run is done")
+                .unwrap();
+        assert_eq!(
+            output.status.code(),
+            code,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let finished: Value =
+            serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+        assert_eq!(finished["status"], outcome);
+        assert!(String::from_utf8_lossy(&output.stderr).contains("running"));
+    }
+}

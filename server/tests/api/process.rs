@@ -61,7 +61,7 @@ impl Server {
 
     /// A minimal HTTP/1.1 client over a raw socket, so the tests need no
     /// HTTP client crate.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
