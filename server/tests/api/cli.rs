@@ -228,7 +228,7 @@ async fn run_watch_follows_statuses_and_exits_by_the_outcome() {
     .await
     .unwrap();
     for (outcome, code) in [("succeeded", Some(0)), ("failed", Some(1))] {
-        let mut child = tokio::process::Command::new(BIN)
+        let child = tokio::process::Command::new(BIN)
             .args(["run", "-f", &spec, "-p", "w", "--watch", "-o", "json"])
             .env("TRELLIS_HOST", &base)
             .stdout(std::process::Stdio::piped())
