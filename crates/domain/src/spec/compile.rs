@@ -768,22 +768,7 @@ fn check_dag(run: &RawRun, at: &str) -> Result<(), SpecError> {
     for (i, op) in operations.iter().enumerate() {
         let path = format!("{}[{i}].dependencies", join(at, "operations"));
         let name = names[i].as_str();
-        let mut upstream: Vec<&str> = op
-            .dependencies
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        // `ref: ops.x` params are dependencies too.
-        for param in op.params.iter().flat_map(|p| p.values()) {
-            if let Some(target) = param
-                .reference
-                .as_deref()
-                .and_then(|r| r.strip_prefix("ops."))
-            {
-                upstream.push(target);
-            }
-        }
+        let upstream = upstream_of(op);
         for dependency in &upstream {
             if !names.iter().any(|n| n == dependency) {
                 let options: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -808,6 +793,18 @@ fn check_dag(run: &RawRun, at: &str) -> Result<(), SpecError> {
         ));
     }
     Ok(())
+}
+
+/// The operations `op` waits for: its `dependencies`, and the operations
+/// its params take by `ref: ops.<name>`.
+fn upstream_of(op: &RawFile) -> Vec<&str> {
+    let declared = op.dependencies.iter().flatten().map(String::as_str);
+    let referenced = op
+        .params
+        .iter()
+        .flat_map(|p| p.values())
+        .filter_map(|param| param.reference.as_deref()?.strip_prefix("ops."));
+    declared.chain(referenced).collect()
 }
 
 /// Kahn's order of a dependency graph (`node -> its upstream`), or a cycle.
@@ -1079,21 +1076,7 @@ fn dag_order(run: &RawRun) -> Vec<String> {
         .collect();
     let mut edges: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (name, op) in names.iter().zip(operations) {
-        let mut upstream: Vec<&str> = op
-            .dependencies
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        for param in op.params.iter().flat_map(|p| p.values()) {
-            if let Some(target) = param
-                .reference
-                .as_deref()
-                .and_then(|r| r.strip_prefix("ops."))
-            {
-                upstream.push(target);
-            }
-        }
+        let upstream = upstream_of(op);
         edges.insert(name, upstream);
     }
     topological_order(&edges).unwrap_or_default()
