@@ -13,10 +13,12 @@
 //! - [`listing`]: pagination bounds and the sort expressions of run lists.
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 //! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
+//! - [`scheduling`]: which waiting runs start next (queues, priorities, limits).
 
 pub mod lifecycle;
 pub mod listing;
 pub mod name;
 pub mod pql;
 pub mod run;
+pub mod scheduling;
 pub mod spec;
