@@ -122,10 +122,6 @@ impl Runs<'_> {
         input: api::CreateRun,
     ) -> ServiceResult<api::Run> {
         let project = load_project(self.services, owner, project).await?;
-        let description = input.description.unwrap_or_default();
-        check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
-        let tags = normalize_tags(&input.tags.unwrap_or_default())
-            .map_err(|e| ServiceError::invalid("tags", e))?;
         let content = input.content.unwrap_or_default();
         let uuid = uuid::Uuid::new_v4();
         // A run tracked from outside has no spec; a submitted spec is
@@ -161,6 +157,17 @@ impl Runs<'_> {
             .as_ref()
             .map(|c| c.inputs.clone())
             .unwrap_or_default();
+        // The request's description and tags win; the spec's fill in.
+        let description = input
+            .description
+            .or_else(|| compiled.as_ref().and_then(|c| c.description.clone()))
+            .unwrap_or_default();
+        check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
+        let tags = input
+            .tags
+            .or_else(|| compiled.as_ref().map(|c| c.tags.clone()))
+            .unwrap_or_default();
+        let tags = normalize_tags(&tags).map_err(|e| ServiceError::invalid("tags", e))?;
         let name = input
             .name
             .as_deref()
