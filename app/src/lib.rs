@@ -26,9 +26,11 @@ use leptos_router::{SsrMode, path};
 
 /// Applied before first paint so a dark-mode user never sees a white flash:
 /// an explicit choice (saved by the toggle) wins, otherwise the system's.
-const THEME_SCRIPT: &str = "(function(){try{var t=localStorage.getItem('trellis-theme');\
-var d=t?t==='dark':window.matchMedia('(prefers-color-scheme: dark)').matches;\
-document.documentElement.classList.toggle('dark',d);}catch(e){}})();";
+/// Without a saved choice, the page also follows the system when it changes.
+const THEME_SCRIPT: &str = "(function(){try{var m=window.matchMedia('(prefers-color-scheme: dark)');\
+var apply=function(){var t=localStorage.getItem('trellis-theme');\
+document.documentElement.classList.toggle('dark',t?t==='dark':m.matches);};\
+apply();m.addEventListener('change',apply);}catch(e){}})();";
 
 /// The HTML document around the app.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -109,6 +109,18 @@ test("filters the runs table with the query language, errors inline", async ({ p
   await expect(page.getByTestId("query-error")).toContainText("did you mean `status`");
   await expect(page.getByTestId("query-input")).toHaveValue("stauts:running");
 
+  // Column headers sort, keeping the query: by name, then reversed.
+  await page.getByTestId("query-input").fill("name:%e%");
+  await page.getByTestId("query-submit").click();
+  await expect(table.locator("tbody tr")).toHaveCount(3);
+  await table.locator("[data-sort=name]").click();
+  await expect(page).toHaveURL(/sort=name/);
+  await expect(page).toHaveURL(/query=name%3A%25e%25/);
+  await expect(table.locator("tbody tr").first()).toContainText("baseline");
+  await table.locator("[data-sort=name]").click();
+  await expect(page).toHaveURL(/sort=-name/);
+  await expect(table.locator("tbody tr").first()).toContainText("sweep-b");
+
   // The view is in the URL, so it can be shared and reloaded.
   await page.goto("/default/e2e-query?query=name%3Abaseline");
   await expect(page.getByTestId("runs-table").locator("tbody tr")).toHaveCount(1);

@@ -146,8 +146,9 @@ fn ProjectContent(data: ProjectPageData, filters: Filters) -> impl IntoView {
             Some(runs) => {
                 let pages = runs.count.div_ceil(u64::from(PAGE_SIZE));
                 let page = filters.page;
+                let table_filters = filters.clone();
                 view! {
-                    <RunsTable runs=runs.results />
+                    <RunsTable runs=runs.results filters=table_filters base=base.clone() />
                     {(pages > 1).then(move || view! { <Pager page pages href=move |p| filters.href(&base, p) /> })}
                 }
                 .into_any()
@@ -201,17 +202,20 @@ const TH: &str = "px-4 py-2 text-left text-xs font-semibold uppercase tracking-w
 const TD: &str = "whitespace-nowrap px-4 py-2 text-sm";
 
 #[component]
-fn RunsTable(runs: Vec<wire::Run>) -> impl IntoView {
+fn RunsTable(runs: Vec<wire::Run>, filters: Filters, base: String) -> impl IntoView {
+    let header = |label: &'static str, field: &'static str| {
+        view! { <SortHeader label field filters=filters.clone() base=base.clone() /> }
+    };
     view! {
         <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
             <table class="min-w-full divide-y divide-slate-200 dark:divide-slate-800" data-testid="runs-table">
                 <thead class="bg-slate-50 dark:bg-slate-900">
                     <tr>
-                        <th scope="col" class=TH>"Status"</th>
-                        <th scope="col" class=TH>"Name"</th>
-                        <th scope="col" class=TH>"Kind"</th>
-                        <th scope="col" class=TH>"Created"</th>
-                        <th scope="col" class=TH>"Duration"</th>
+                        {header("Status", "status")}
+                        {header("Name", "name")}
+                        {header("Kind", "kind")}
+                        {header("Created", "created_at")}
+                        {header("Duration", "duration")}
                     </tr>
                 </thead>
                 <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
@@ -219,6 +223,48 @@ fn RunsTable(runs: Vec<wire::Run>) -> impl IntoView {
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// A column header that sorts the table by `field`: a link (so it works
+/// without JavaScript) that toggles the direction when already active.
+#[component]
+fn SortHeader(
+    label: &'static str,
+    field: &'static str,
+    filters: Filters,
+    base: String,
+) -> impl IntoView {
+    let current = filters
+        .sort
+        .clone()
+        .unwrap_or_else(|| "-created_at".to_owned());
+    let current = current
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let (next, arrow, aria) = if current == field {
+        (format!("-{field}"), " ↑", "ascending")
+    } else if current == format!("-{field}") {
+        (field.to_owned(), " ↓", "descending")
+    } else {
+        (field.to_owned(), "", "none")
+    };
+    let sorted = Filters {
+        page: 1,
+        sort: Some(next),
+        ..filters
+    };
+    let href = sorted.href(&base, 1);
+    view! {
+        <th scope="col" class=TH aria-sort=aria>
+            <A href=href attr:class="hover:text-slate-900 dark:hover:text-white" attr:data-sort=field>
+                {label}
+                {arrow}
+            </A>
+        </th>
     }
 }
 
