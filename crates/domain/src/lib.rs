@@ -10,6 +10,7 @@
 //!   the timing fields (`started_at`, `finished_at`, `wait_time`, `duration`)
 //!   that follow from transitions.
 //! - [`run`]: run identifiers and kinds.
+//! - [`logs`]: log lines and how processes end.
 //! - [`listing`]: pagination bounds and the sort expressions of run lists.
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 //! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
@@ -17,6 +18,7 @@
 
 pub mod lifecycle;
 pub mod listing;
+pub mod logs;
 pub mod name;
 pub mod pql;
 pub mod run;
