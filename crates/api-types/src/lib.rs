@@ -196,6 +196,29 @@ pub struct PostStatus {
     pub uuid: Option<Uuid>,
 }
 
+/// One captured line of a run's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogEntry {
+    /// Pass as `after` to continue after this line.
+    pub cursor: i64,
+    pub at: DateTime<Utc>,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    pub text: String,
+}
+
+/// `GET /api/v1/{owner}/{project}/runs/{uuid}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RunLogs {
+    pub logs: Vec<LogEntry>,
+    /// The cursor to ask from next (unchanged when no line was returned).
+    pub next_cursor: i64,
+    /// The run is done: once a page comes back empty, no more lines follow.
+    pub done: bool,
+}
+
 /// The one error envelope of the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -11,10 +11,13 @@
 //! every user value is a bound parameter, and multi-statement changes run in
 //! one transaction.
 //!
-//! Layout: [`projects`], [`runs`], [`pql`] (query language to SQL) (including the guarded status update and
-//! the append-only conditions), [`error`], and `testing` (per-test databases).
+//! Layout: [`projects`]; [`runs`] (including the guarded status update and
+//! the append-only conditions); [`logs`] (run output, read by cursor);
+//! [`pql`] (the query language compiled to SQL); [`error`]; and `testing`
+//! (per-test databases).
 
 pub mod error;
+pub mod logs;
 pub mod pql;
 pub mod projects;
 pub mod runs;

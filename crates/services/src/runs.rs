@@ -4,6 +4,7 @@ use trellis_api_types as api;
 use trellis_db::runs::{self, ConditionRow, NewRun, RunChanges, RunRow, StatusChange};
 use trellis_domain::lifecycle::{RunStatus, transition};
 use trellis_domain::listing::{Page, RunSort};
+use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
 use trellis_domain::pql::Query;
 use trellis_domain::run::RunId;
@@ -16,6 +17,8 @@ use crate::{ServiceError, ServiceResult, Services};
 pub const MAX_REASON_LEN: usize = 256;
 /// Longest accepted condition message, in characters.
 pub const MAX_MESSAGE_LEN: usize = 10_000;
+/// Most log lines returned by one call.
+pub const MAX_LOG_PAGE: u32 = 5000;
 /// How often a status change is retried when another change wins the race.
 const MAX_STATUS_ATTEMPTS: usize = 32;
 
@@ -254,6 +257,53 @@ impl Runs<'_> {
             }
         }
         Err(contended())
+    }
+
+    /// Lines of a run's output after cursor `after` (0: from the start).
+    pub async fn logs(
+        &self,
+        at: RunRef<'_>,
+        after: i64,
+        limit: u32,
+    ) -> ServiceResult<api::RunLogs> {
+        if after < 0 {
+            return Err(ServiceError::invalid(
+                "after",
+                "`after` must not be negative",
+            ));
+        }
+        if !(1..=MAX_LOG_PAGE).contains(&limit) {
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("`limit` must be between 1 and {MAX_LOG_PAGE}"),
+            ));
+        }
+        let row = self.load(at).await?;
+        let lines = trellis_db::logs::after(&self.services.db, row.id, after, limit).await?;
+        let next_cursor = lines.last().map_or(after, |l| l.cursor);
+        let logs = lines
+            .into_iter()
+            .map(|stored| api::LogEntry {
+                cursor: stored.cursor,
+                at: stored.line.at,
+                stream: match stored.line.stream {
+                    Stream::Stdout => "stdout".to_owned(),
+                    Stream::Stderr => "stderr".to_owned(),
+                },
+                text: stored.line.text,
+            })
+            .collect();
+        Ok(api::RunLogs {
+            logs,
+            next_cursor,
+            done: row.status.is_done(),
+        })
+    }
+
+    /// Appends captured output lines to a run (its executor's call).
+    pub async fn append_logs(&self, at: RunRef<'_>, lines: &[LogLine]) -> ServiceResult<()> {
+        let row = self.load(at).await?;
+        Ok(trellis_db::logs::append(&self.services.db, row.id, lines).await?)
     }
 
     /// A run's status and its conditions, oldest first.

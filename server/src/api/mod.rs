@@ -52,6 +52,10 @@ pub fn router() -> Router<AppState> {
             "/{owner}/{project}/runs/{uuid}/statuses",
             get(runs::get_run_statuses).post(runs::create_run_status),
         )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/logs",
+            get(runs::get_run_logs),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

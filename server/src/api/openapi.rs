@@ -22,6 +22,7 @@ use utoipa::OpenApi;
         super::runs::stop_run,
         super::runs::get_run_statuses,
         super::runs::create_run_status,
+        super::runs::get_run_logs,
     ),
     tags(
         (name = "projects", description = "Projects: named homes for runs, unique per owner"),

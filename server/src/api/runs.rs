@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use trellis_api_types::{
-    CreateRun, ErrorBody, ListResponse, PostStatus, Run, RunStatuses, UpdateRun,
+    CreateRun, ErrorBody, ListResponse, PostStatus, Run, RunLogs, RunStatuses, UpdateRun,
 };
 use trellis_domain::listing::RunSort;
 use trellis_services::runs::RunRef;
@@ -130,6 +130,35 @@ pub async fn create_run_status(
             .services
             .runs()
             .add_status(run_ref(&path), input)
+            .await?,
+    ))
+}
+
+/// Query of `GET .../logs`.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogsParams {
+    /// Return lines after this cursor (0 or absent: from the start).
+    pub after: Option<i64>,
+    /// At most this many lines (default 1000, at most 5000).
+    pub limit: Option<u32>,
+}
+
+/// A run's captured output, resumable from a cursor.
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/logs", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path), LogsParams),
+    responses((status = 200, body = RunLogs), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_run_logs(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+    ApiQuery(params): ApiQuery<LogsParams>,
+) -> ApiResult<Json<RunLogs>> {
+    let (after, limit) = (params.after.unwrap_or(0), params.limit.unwrap_or(1000));
+    Ok(Json(
+        state
+            .services
+            .runs()
+            .logs(run_ref(&path), after, limit)
             .await?,
     ))
 }

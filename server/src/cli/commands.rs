@@ -120,6 +120,14 @@ pub enum OpsCommand {
     Get(RunTarget),
     /// Show a run's status history.
     Statuses(RunTarget),
+    /// Print a run's captured output.
+    Logs {
+        #[command(flatten)]
+        target: RunTarget,
+        /// Keep printing new lines until the run is done.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
     /// Stop a run.
     Stop(RunTarget),
     /// Delete a run and its history.
@@ -306,6 +314,7 @@ async fn ops(args: OpsArgs) -> Result<(), CliError> {
             let statuses = client.get(&run_path(&target, "/statuses"), &[]).await?;
             print(out, &statuses, output::statuses_table);
         }
+        OpsCommand::Logs { target, follow } => logs(&client, &target, follow, out).await?,
         OpsCommand::Stop(target) => {
             let stopped = client.post(&run_path(&target, "/stop"), &json!({})).await?;
             print(out, &stopped, |r| {
@@ -322,6 +331,49 @@ async fn ops(args: OpsArgs) -> Result<(), CliError> {
                 format!("Deleted run {}\n", target.uid)
             });
         }
+    }
+    Ok(())
+}
+
+/// Pages through a run's logs by cursor; with `follow`, polls for new
+/// lines until the run is done. Lines go to stdout as they arrive; with
+/// `-o json`, one JSON array of the entries at the end.
+async fn logs(
+    client: &ApiClient,
+    target: &RunTarget,
+    follow: bool,
+    out: Output,
+) -> Result<(), CliError> {
+    let path = run_path(target, "/logs");
+    let mut after = 0_i64;
+    let mut collected = Vec::new();
+    loop {
+        let page = client
+            .get(
+                &path,
+                &[("after", after.to_string()), ("limit", "1000".to_owned())],
+            )
+            .await?;
+        let entries = page["logs"].as_array().cloned().unwrap_or_default();
+        for entry in &entries {
+            match out {
+                Output::Table => println!("{}", entry["text"].as_str().unwrap_or_default()),
+                Output::Json => collected.push(entry.clone()),
+            }
+        }
+        after = page["next_cursor"].as_i64().unwrap_or(after);
+        if entries.is_empty() {
+            if !follow || page["done"].as_bool().unwrap_or(true) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    if out == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&collected).unwrap_or_default()
+        );
     }
     Ok(())
 }

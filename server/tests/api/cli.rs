@@ -280,3 +280,88 @@ async fn run_watch_follows_statuses_and_exits_by_the_outcome() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("running"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_logs_pages_and_follows_until_the_run_is_done() {
+    use trellis_domain::logs::{LogLine, Stream};
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path(), None).await;
+    let server = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "l"]);
+        server
+    })
+    .await
+    .unwrap();
+    // The run and its output are written the way an executor would: through
+    // the services, on the server's own database file.
+    let db = trellis_db::Db::connect_sqlite(&data_dir.path().join("trellis.db"))
+        .await
+        .unwrap();
+    let services = trellis_services::Services::new(db.clone());
+    let run = services
+        .runs()
+        .create(
+            "default",
+            "l",
+            trellis_api_types::CreateRun {
+                name: Some("printer".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let uuid = run.uuid.to_string();
+    let at = trellis_services::runs::RunRef {
+        owner: "default",
+        project: "l",
+        uuid: &uuid,
+    };
+    let lines: Vec<LogLine> = (1..=1500)
+        .map(|i| LogLine {
+            at: chrono::Utc::now(),
+            stream: Stream::Stdout,
+            text: format!("step {i}"),
+        })
+        .collect();
+    services.runs().append_logs(at, &lines).await.unwrap();
+
+    let printed = tokio::task::block_in_place(|| {
+        trellis(&server, &["ops", "logs", "-p", "l", "--uid", &uuid])
+    });
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert_eq!(text.lines().count(), 1500, "all pages are printed");
+    assert_eq!(text.lines().last(), Some("step 1500"));
+
+    // --follow keeps reading until the run is done.
+    let follower = tokio::process::Command::new(BIN)
+        .args([
+            "ops", "logs", "-p", "l", "--uid", &uuid, "--follow", "-o", "json",
+        ])
+        .env("TRELLIS_HOST", &server.base)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let late = LogLine {
+        at: chrono::Utc::now(),
+        stream: Stream::Stderr,
+        text: "late line".into(),
+    };
+    services.runs().append_logs(at, &[late]).await.unwrap();
+    services.runs().stop(at).await.unwrap();
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        follower.wait_with_output(),
+    )
+    .await
+    .expect("--follow returns once the run is done")
+    .unwrap();
+    assert!(output.status.success());
+    let entries: Value = serde_json::from_slice(&output.stdout).expect("one JSON array");
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1501);
+    assert_eq!(entries[1500]["text"], "late line");
+    assert_eq!(entries[1500]["stream"], "stderr");
+    db.close().await;
+}

@@ -116,6 +116,7 @@ test_on_both_databases!(
     runs_list_sorts_and_refuses_unknown_sort_fields,
     runs_list_filters_with_the_query_language,
     submitted_specs_are_compiled_and_their_inputs_are_queryable,
+    run_logs_are_served_by_cursor,
     bad_run_input_and_unknown_ids_get_a_clear_4xx,
     statuses_follow_the_lifecycle_and_keep_their_history,
     stop_ends_pending_runs_and_refuses_done_ones,
@@ -943,4 +944,72 @@ async fn submitted_specs_are_compiled_and_their_inputs_are_queryable(db: Db) {
     assert_eq!(big.body["results"][0]["name"], "big-lr");
     let sorted = app.get("/api/v1/default/p/runs?sort=-params.lr").await;
     assert_eq!(sorted.body["results"][0]["name"], "big-lr");
+}
+
+async fn run_logs_are_served_by_cursor(db: Db) {
+    use trellis_domain::logs::{LogLine, Stream};
+    let services = Services::new(db.clone());
+    let app = App::new(db);
+    app.project("p").await;
+    let run = app.run("p", json!({ "name": "r" })).await;
+    let uuid = run["uuid"].as_str().unwrap().to_owned();
+    let at = trellis_services::runs::RunRef {
+        owner: "default",
+        project: "p",
+        uuid: &uuid,
+    };
+    let lines: Vec<LogLine> = (0..5)
+        .map(|i| LogLine {
+            at: chrono::Utc::now(),
+            stream: if i == 4 {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            },
+            text: format!("epoch {i}"),
+        })
+        .collect();
+    services.runs().append_logs(at, &lines).await.unwrap();
+
+    let path = format!("/api/v1/default/p/runs/{uuid}/logs");
+    let first = app.get(&format!("{path}?limit=3")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.body["logs"].as_array().unwrap().len(), 3);
+    assert_eq!(first.body["logs"][0]["text"], "epoch 0");
+    assert_eq!(first.body["done"], false);
+    let cursor = first.body["next_cursor"].as_i64().unwrap();
+    let rest = app.get(&format!("{path}?after={cursor}")).await;
+    let texts: Vec<&str> = rest.body["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["epoch 3", "epoch 4"]);
+    assert_eq!(rest.body["logs"][1]["stream"], "stderr");
+    let end = app
+        .get(&format!("{path}?after={}", rest.body["next_cursor"]))
+        .await;
+    assert_eq!(end.body["logs"], json!([]));
+    assert_eq!(end.body["next_cursor"], rest.body["next_cursor"]);
+
+    assert_error(
+        &app.get(&format!("{path}?limit=0")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "`limit`",
+    );
+    assert_error(
+        &app.get(&format!("{path}?after=-1")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "`after`",
+    );
+    let missing = app
+        .get("/api/v1/default/p/runs/8c6d7a2e2f1b4c1e9d3a0c9a1b2c3d4e/logs")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    app.post(&format!("/api/v1/default/p/runs/{uuid}/stop"), json!({}))
+        .await;
+    assert_eq!(app.get(&path).await.body["done"], true);
 }

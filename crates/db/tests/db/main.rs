@@ -63,7 +63,50 @@ test_on_both_databases!(
     concurrent_changes_from_one_status_let_exactly_one_win,
     run_changes_keep_the_status,
     runs_sort_by_a_metric_with_runs_without_it_last,
+    logs_are_read_back_in_order_from_any_cursor,
 );
+
+async fn logs_are_read_back_in_order_from_any_cursor(db: Db) {
+    use trellis_db::logs;
+    use trellis_domain::logs::{LogLine, Stream};
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let other = run(&db, p.id, "other", 1).await;
+    let line = |i: i64, stream| LogLine {
+        at: t(i),
+        stream,
+        text: format!("line {i}"),
+    };
+    let first: Vec<LogLine> = (0..5).map(|i| line(i, Stream::Stdout)).collect();
+    let second: Vec<LogLine> = (5..8).map(|i| line(i, Stream::Stderr)).collect();
+    logs::append(&db, r.id, &first).await.unwrap();
+    logs::append(&db, other.id, &[line(99, Stream::Stdout)])
+        .await
+        .unwrap();
+    logs::append(&db, r.id, &second).await.unwrap();
+
+    let all = logs::after(&db, r.id, 0, 100).await.unwrap();
+    let texts: Vec<&str> = all.iter().map(|l| l.line.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        (0..8).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(all[6].line.stream, Stream::Stderr);
+    assert_eq!(all[3].line.at, t(3));
+
+    // Reading in pages of 3 from the cursors returned repeats and misses nothing.
+    let mut cursor = 0;
+    let mut paged = Vec::new();
+    loop {
+        let page = logs::after(&db, r.id, cursor, 3).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = last.cursor;
+        paged.extend(page.into_iter().map(|l| l.line.text));
+    }
+    assert_eq!(paged, texts);
+    assert!(runs::delete(&db, r.id).await.unwrap());
+    assert!(logs::after(&db, r.id, 0, 100).await.unwrap().is_empty());
+}
 
 async fn runs_sort_by_a_metric_with_runs_without_it_last(db: Db) {
     let p = project(&db, "p").await;
