@@ -11,7 +11,8 @@ export default async function globalSetup() {
   const bin = process.env.TRELLIS_BIN;
   if (!bin) throw new Error("set TRELLIS_BIN to the trellis binary to test");
   const dataDir = mkdtempSync(join(tmpdir(), "trellis-e2e-"));
-  const server = spawn(bin, ["server", "--data-dir", dataDir, "--port", port], {
+  // The dashboard tests drive run statuses themselves: no executor.
+  const server = spawn(bin, ["server", "--data-dir", dataDir, "--port", port, "--executor", "none"], {
     cwd: resolve(__dirname, ".."),
     env: { ...process.env, DATABASE_URL: "", RUST_LOG: "warn" },
     stdio: ["ignore", "inherit", "inherit"],

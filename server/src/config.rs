@@ -37,4 +37,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The compiled dashboard (`pkg/` with the WASM, JS and CSS).
     pub site_root: PathBuf,
+    /// The local executor, or `None` to only track runs.
+    pub executor: Option<ExecutorSettings>,
+}
+
+/// The local executor's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecutorSettings {
+    /// At most this many runs at once.
+    pub concurrency: u32,
 }

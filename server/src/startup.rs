@@ -15,6 +15,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use trellis_db::Db;
 use trellis_services::Services;
+use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 
 use crate::api;
 use crate::config::{DatabaseSettings, Settings};
@@ -121,6 +122,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("migrating {}", settings.database.describe()))?;
     let services = Services::new(db.clone());
+    let services_for_scheduler = services.clone();
     let app = router(services, leptos_options(&settings));
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -132,10 +134,30 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
+    let scheduler = settings.executor.map(|executor| {
+        let config = SchedulerConfig {
+            data_dir: settings.data_dir.clone(),
+            concurrency: executor.concurrency,
+            base_url: format!("http://{}", settings.addr),
+            grace: Duration::from_secs(10),
+            every: Duration::from_millis(500),
+        };
+        tokio::spawn(
+            Scheduler::new(services_for_scheduler.clone(), config, shutdown.clone())
+                .run_until_stopped(),
+        )
+    });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
         .context("serving HTTP")?;
+    if let Some(scheduler) = scheduler {
+        // Running processes are stopped (SIGTERM, then SIGKILL) and marked.
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), scheduler)
+            .await
+            .ok();
+    }
     tracing::info!("shutting down: closing the database");
     tokio::time::timeout(Duration::from_secs(10), db.close())
         .await

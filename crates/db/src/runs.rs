@@ -171,6 +171,40 @@ async fn find_by_id(db: &Db, uuid: Uuid) -> DbResult<RunRow> {
     Ok(row)
 }
 
+/// Run `uuid`, in whatever project, if it exists.
+pub async fn find_any(db: &Db, uuid: Uuid) -> DbResult<Option<RunRow>> {
+    let row = with_pool!(db, |pool| {
+        let row = sqlx::query(concat!(run_select!(), " WHERE r.uuid = $1"))
+            .bind(uuid)
+            .fetch_optional(pool)
+            .await?;
+        row.as_ref().map(decode_run).transpose()?
+    });
+    Ok(row)
+}
+
+/// Runs of every project in one of `statuses`, least recently changed
+/// first (the scheduler's work list), at most `limit`.
+pub async fn in_statuses(db: &Db, statuses: &[RunStatus], limit: u32) -> DbResult<Vec<RunRow>> {
+    // A fixed list of placeholders; the values are bound.
+    let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 1)).collect();
+    let sql = format!(
+        "{} WHERE r.status IN ({}) ORDER BY r.updated_at, r.id LIMIT ${}",
+        run_select!(),
+        placeholders.join(", "),
+        statuses.len() + 1
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
 /// Run `uuid` of project `project_id`, if it exists there.
 pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRow>> {
     let row = with_pool!(db, |pool| {

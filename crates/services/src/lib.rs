@@ -5,12 +5,14 @@
 //! rules, calls the data layer, and returns wire types, so the edges only
 //! translate requests and errors.
 //!
-//! Layout: [`projects`], [`runs`], [`error`] ([`ServiceError`], the one error
+//! Layout: [`projects`], [`runs`], [`scheduler`] (the embedded scheduler and
+//! the local executor's driver), [`error`] ([`ServiceError`], the one error
 //! the edges map to HTTP statuses).
 
 pub mod error;
 pub mod projects;
 pub mod runs;
+pub mod scheduler;
 
 use std::sync::Arc;
 

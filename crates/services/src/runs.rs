@@ -363,6 +363,53 @@ impl Runs<'_> {
         Err(contended())
     }
 
+    /// Moves run `uuid` to `next` if the lifecycle allows it from wherever
+    /// it is now (retrying when another change wins the race). `Ok(None)`
+    /// when it does not: the run is gone, or it moved somewhere `next`
+    /// cannot follow (a stop got there first, say). For the scheduler and
+    /// executors, which act on runs they found rather than on a request.
+    pub async fn advance(
+        &self,
+        uuid: uuid::Uuid,
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+    ) -> ServiceResult<Option<RunRow>> {
+        for _ in 0..MAX_STATUS_ATTEMPTS {
+            let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
+                return Ok(None);
+            };
+            if transition(row.status, next).is_err() {
+                return Ok(None);
+            }
+            if let Some(updated) = self.try_change(&row, next, Some(reason), message).await? {
+                return Ok(Some(updated));
+            }
+        }
+        Err(contended())
+    }
+
+    /// The current status of run `uuid`, if it exists.
+    pub async fn status_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunStatus>> {
+        Ok(runs::find_any(&self.services.db, uuid)
+            .await?
+            .map(|r| r.status))
+    }
+
+    /// The runs in `statuses`, least recently changed first.
+    pub async fn in_statuses(
+        &self,
+        statuses: &[RunStatus],
+        limit: u32,
+    ) -> ServiceResult<Vec<RunRow>> {
+        Ok(runs::in_statuses(&self.services.db, statuses, limit).await?)
+    }
+
+    /// Appends captured output to run `uuid` (an executor's call).
+    pub async fn append_logs_of(&self, run_id: i64, lines: &[LogLine]) -> ServiceResult<()> {
+        Ok(trellis_db::logs::append(&self.services.db, run_id, lines).await?)
+    }
+
     /// One attempt at a guarded status change from the status in `row`:
     /// `Ok(None)` when another change got there first.
     async fn try_change(

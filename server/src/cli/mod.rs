@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseSettings, Settings};
+use crate::config::{DatabaseSettings, ExecutorSettings, Settings};
 
 /// Trellis: an open-source machine-learning platform in one binary.
 #[derive(Debug, Parser)]
@@ -96,6 +96,15 @@ impl DatabaseArgs {
     }
 }
 
+/// Where runs execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// Processes on this host.
+    Local,
+    /// None: the server only tracks what clients report.
+    None,
+}
+
 /// Options of `trellis server`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -106,6 +115,13 @@ pub struct ServerArgs {
     /// Port to listen on.
     #[arg(long, env = "TRELLIS_PORT", default_value_t = 8000)]
     pub port: u16,
+    /// Where runs execute: `local` runs jobs as processes on this host;
+    /// `none` only tracks (runs move when clients report statuses).
+    #[arg(long, env = "TRELLIS_EXECUTOR", value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// At most this many runs execute at once.
+    #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
     /// The compiled dashboard built by cargo-leptos.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -128,6 +144,9 @@ impl ServerArgs {
             data_dir: self.database.data_dir,
             database,
             site_root: self.site_root,
+            executor: (self.executor == ExecutorKind::Local).then_some(ExecutorSettings {
+                concurrency: self.concurrency,
+            }),
         })
     }
 }

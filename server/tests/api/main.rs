@@ -1013,3 +1013,4 @@ async fn run_logs_are_served_by_cursor(db: Db) {
         .await;
     assert_eq!(app.get(&path).await.body["done"], true);
 }
+mod execution;

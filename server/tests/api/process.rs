@@ -25,13 +25,25 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `trellis server` and waits until `/healthz` answers.
+    /// Starts `trellis server` that only tracks runs (`--executor none`),
+    /// so tests can drive statuses themselves.
     pub(crate) async fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(data_dir, database_url, &["--executor", "none"]).await
+    }
+
+    /// Starts `trellis server` with `extra` arguments and waits until
+    /// `/healthz` answers.
+    pub(crate) async fn start_with(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new(BIN);
         command
             .args(["server", "--port", &port.to_string(), "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
             .stdout(Stdio::null())

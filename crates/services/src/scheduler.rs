@@ -1,0 +1,461 @@
+//! The embedded scheduler and the local executor's driver.
+//!
+//! [`Scheduler::tick`] moves submitted jobs `created → compiled → queued`,
+//! asks [`trellis_domain::scheduling::plan`] which queued runs start now,
+//! and starts each on the local executor: `scheduled → starting → running →
+//! succeeded | failed | stopped`, with its output stored line by line.
+//! State lives in the database; [`Scheduler::recover`] runs at start-up and
+//! fails the runs whose process died with a previous server.
+//!
+//! Scope today: `job` runs on this host (the container's image is recorded,
+//! not used), the `default` queue with one global concurrency limit, stop
+//! (SIGTERM, then SIGKILL after a grace period) and `termination.timeout`.
+//! Other kinds stay `created` until their executors exist.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use trellis_db::runs::RunRow;
+use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::logs::LogLine;
+use trellis_domain::run::RunKind;
+use trellis_domain::scheduling::{Capacity, DEFAULT_QUEUE, QueueLimits, Waiting, plan};
+use trellis_domain::spec::{self, CompiledRun, Globals, NoFiles};
+use trellis_executor::{Finished, ProcessSpec};
+use uuid::Uuid;
+
+use crate::{ServiceResult, Services};
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Runs' working directories go under `<data_dir>/runs/<uuid>`.
+    pub data_dir: PathBuf,
+    /// At most this many runs at once on this host.
+    pub concurrency: u32,
+    /// The server's URL, given to runs as `TRELLIS_HOST` and `MLFLOW_TRACKING_URI`.
+    pub base_url: String,
+    /// How long a stopped process gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    /// How often the scheduler looks for work.
+    pub every: Duration,
+}
+
+/// What one tick did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Submitted jobs moved to `queued`.
+    pub queued: Vec<Uuid>,
+    /// Runs started on the executor.
+    pub started: Vec<Uuid>,
+}
+
+/// The scheduler: one per server.
+#[derive(Clone)]
+pub struct Scheduler {
+    services: Services,
+    config: Arc<SchedulerConfig>,
+    /// Cancelled on shutdown; every executor task watches it.
+    shutdown: CancellationToken,
+    /// Executor tasks by run, so a finished one can be forgotten.
+    running: Arc<Mutex<HashMap<Uuid, tokio::task::JoinHandle<()>>>>,
+}
+
+const ACTIVE: [RunStatus; 7] = [
+    RunStatus::Scheduled,
+    RunStatus::Starting,
+    RunStatus::Running,
+    RunStatus::Processing,
+    RunStatus::Warning,
+    RunStatus::Unknown,
+    RunStatus::Stopping,
+];
+
+impl Scheduler {
+    /// A scheduler over `services`.
+    pub fn new(services: Services, config: SchedulerConfig, shutdown: CancellationToken) -> Self {
+        Self {
+            services,
+            config: Arc::new(config),
+            shutdown,
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// At start-up: a run left active by a previous server has no process
+    /// any more (this executor's processes die with, or outlive untracked,
+    /// the server). Mark it failed, or stopped if a stop was asked, saying why.
+    pub async fn recover(&self) -> ServiceResult<usize> {
+        let stale = self.services.runs().in_statuses(&ACTIVE, 10_000).await?;
+        for run in &stale {
+            let (next, message) = if run.status == RunStatus::Stopping {
+                (
+                    RunStatus::Stopped,
+                    "The server restarted while the run was stopping.",
+                )
+            } else {
+                (
+                    RunStatus::Failed,
+                    "The server restarted while the run was active; its process is no longer tracked.",
+                )
+            };
+            self.services
+                .runs()
+                .advance(run.uuid, next, "ServerRestarted", Some(message))
+                .await?;
+        }
+        Ok(stale.len())
+    }
+
+    /// One pass: queue submitted jobs, then start what the plan allows.
+    pub async fn tick(&self) -> ServiceResult<TickOutcome> {
+        let mut outcome = TickOutcome::default();
+        let runs = self.services.runs();
+        for run in runs.in_statuses(&[RunStatus::Created], 500).await? {
+            if run.kind != Some(RunKind::Job) || run.content.trim().is_empty() {
+                continue;
+            }
+            // The spec was compiled at submission; record it and queue.
+            if runs
+                .advance(run.uuid, RunStatus::Compiled, "Compiled", None)
+                .await?
+                .is_some()
+                && runs
+                    .advance(
+                        run.uuid,
+                        RunStatus::Queued,
+                        "Queued",
+                        Some("Waiting for a free slot"),
+                    )
+                    .await?
+                    .is_some()
+            {
+                outcome.queued.push(run.uuid);
+            }
+        }
+        let queued = runs.in_statuses(&[RunStatus::Queued], 1000).await?;
+        let active = runs.in_statuses(&ACTIVE, 10_000).await?.len();
+        let waiting: Vec<Waiting<Uuid>> = queued
+            .iter()
+            .map(|run| Waiting {
+                id: run.uuid,
+                queue: compile(run).ok().and_then(|c| c.queue),
+                queued_at: run.updated_at,
+            })
+            .collect();
+        let capacity = Capacity {
+            global: self.config.concurrency,
+            active: BTreeMap::from([(
+                DEFAULT_QUEUE.to_owned(),
+                u32::try_from(active).unwrap_or(u32::MAX),
+            )]),
+            queues: BTreeMap::from([(
+                DEFAULT_QUEUE.to_owned(),
+                QueueLimits {
+                    concurrency: self.config.concurrency,
+                    priority: 0,
+                },
+            )]),
+        };
+        let decision = plan(&waiting, &capacity);
+        for uuid in decision.unknown_queue {
+            let message = "This server has one queue, `default`; the run names another.";
+            runs.advance(
+                uuid,
+                RunStatus::Unschedulable,
+                "UnknownQueue",
+                Some(message),
+            )
+            .await?;
+        }
+        for uuid in decision.start {
+            let Some(run) = runs
+                .advance(uuid, RunStatus::Scheduled, "Scheduled", None)
+                .await?
+            else {
+                continue;
+            };
+            self.spawn(run);
+            outcome.started.push(uuid);
+        }
+        self.forget_finished();
+        Ok(outcome)
+    }
+
+    /// Ticks every `config.every` until shutdown, then waits for the
+    /// executor tasks to stop their processes.
+    pub async fn run_until_stopped(self) {
+        if let Err(error) = self.recover().await {
+            tracing::error!(error = ?error, "scheduler recovery failed: {error}");
+        }
+        loop {
+            if let Err(error) = self.tick().await {
+                tracing::error!(error = ?error, "scheduler tick failed: {error}");
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.config.every) => {}
+            }
+        }
+        let tasks: Vec<_> = self
+            .running
+            .lock()
+            .map(|mut r| r.drain().map(|(_, t)| t).collect())
+            .unwrap_or_default();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn spawn(&self, run: RunRow) {
+        let uuid = run.uuid;
+        let task = tokio::spawn(execute(
+            self.services.clone(),
+            self.config.clone(),
+            self.shutdown.clone(),
+            run,
+        ));
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(uuid, task);
+        }
+    }
+
+    fn forget_finished(&self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.retain(|_, task| !task.is_finished());
+        }
+    }
+}
+
+fn compile(run: &RunRow) -> Result<CompiledRun, spec::SpecError> {
+    let globals = globals(run, None);
+    spec::compile(
+        &run.content,
+        None,
+        &NoFiles,
+        &run.inputs.clone().into_iter().collect(),
+        &globals,
+    )
+}
+
+fn globals(run: &RunRow, paths: Option<(&PathBuf, &str)>) -> Globals {
+    Globals {
+        uuid: Some(run.uuid.simple().to_string()),
+        name: run.name.clone(),
+        owner_name: Some(run.owner.clone()),
+        project_name: Some(run.project.clone()),
+        run_outputs_path: paths.map(|(dir, _)| dir.join("outputs").to_string_lossy().into_owned()),
+        artifacts_path: paths.map(|(dir, _)| dir.to_string_lossy().into_owned()),
+        base_url: paths.map(|(_, url)| url.to_owned()),
+        ports: Vec::new(),
+    }
+}
+
+/// Runs one scheduled job to its end.
+async fn execute(
+    services: Services,
+    config: Arc<SchedulerConfig>,
+    shutdown: CancellationToken,
+    run: RunRow,
+) {
+    let uuid = run.uuid;
+    if let Err(error) = execute_inner(&services, &config, &shutdown, &run).await {
+        tracing::error!(run.id = %uuid, error = ?error, "executing run {uuid} failed: {error}");
+        let message = format!("The executor failed: {error}");
+        let _ = services
+            .runs()
+            .advance(uuid, RunStatus::Failed, "ExecutorError", Some(&message))
+            .await;
+    }
+}
+
+async fn execute_inner(
+    services: &Services,
+    config: &SchedulerConfig,
+    shutdown: &CancellationToken,
+    run: &RunRow,
+) -> ServiceResult<()> {
+    let runs = services.runs();
+    let uuid = run.uuid;
+    let workdir = config.data_dir.join("runs").join(uuid.simple().to_string());
+    let globals = globals(run, Some((&workdir, &config.base_url)));
+    let compiled = spec::compile(
+        &run.content,
+        None,
+        &NoFiles,
+        &run.inputs.clone().into_iter().collect(),
+        &globals,
+    );
+    let container = match compiled.as_ref().ok().and_then(|c| c.container.clone()) {
+        Some(container) => container,
+        None => {
+            let message = match compiled {
+                Err(error) => format!("The spec no longer compiles: {error}"),
+                Ok(_) => "The run has no container to execute.".to_owned(),
+            };
+            runs.advance(uuid, RunStatus::Failed, "CompileError", Some(&message))
+                .await?;
+            return Ok(());
+        }
+    };
+    let timeout = compiled
+        .as_ref()
+        .ok()
+        .and_then(|c| c.timeout)
+        .map(Duration::from_secs);
+    if let Err(error) = std::fs::create_dir_all(workdir.join("outputs")) {
+        let message = format!(
+            "Cannot create the working directory {}: {error}",
+            workdir.display()
+        );
+        runs.advance(uuid, RunStatus::Failed, "WorkdirError", Some(&message))
+            .await?;
+        return Ok(());
+    }
+    let mut env = BTreeMap::from([
+        ("TRELLIS_HOST".to_owned(), config.base_url.clone()),
+        ("TRELLIS_RUN_UUID".to_owned(), uuid.to_string()),
+        ("TRELLIS_OWNER".to_owned(), run.owner.clone()),
+        ("TRELLIS_PROJECT".to_owned(), run.project.clone()),
+        (
+            "TRELLIS_ARTIFACTS_PATH".to_owned(),
+            workdir.to_string_lossy().into_owned(),
+        ),
+        (
+            "TRELLIS_RUN_OUTPUTS_PATH".to_owned(),
+            workdir.join("outputs").to_string_lossy().into_owned(),
+        ),
+        ("MLFLOW_TRACKING_URI".to_owned(), config.base_url.clone()),
+        ("MLFLOW_RUN_ID".to_owned(), uuid.simple().to_string()),
+        (
+            "MLFLOW_EXPERIMENT_ID".to_owned(),
+            run.project_id.to_string(),
+        ),
+    ]);
+    env.extend(container.env.clone());
+    let command: Vec<String> = container
+        .command
+        .iter()
+        .chain(&container.args)
+        .cloned()
+        .collect();
+    if runs
+        .advance(uuid, RunStatus::Starting, "Starting", None)
+        .await?
+        .is_none()
+    {
+        return Ok(()); // stopped before it started
+    }
+    let (lines, mut received) = mpsc::unbounded_channel();
+    let spec = ProcessSpec {
+        command,
+        env,
+        workdir: workdir.clone(),
+    };
+    let mut process = match trellis_executor::start(&spec, lines) {
+        Ok(process) => process,
+        Err(error) => {
+            runs.advance(
+                uuid,
+                RunStatus::Failed,
+                "StartFailed",
+                Some(&error.to_string()),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    runs.advance(
+        uuid,
+        RunStatus::Running,
+        "Running",
+        Some(&format!("Process {} started", process.pid())),
+    )
+    .await?;
+    let started = tokio::time::Instant::now();
+    let mut batch: Vec<LogLine> = Vec::new();
+    let mut flush = tokio::time::interval(Duration::from_millis(250));
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    let ending = loop {
+        tokio::select! {
+            line = received.recv() => match line {
+                Some(line) => {
+                    batch.push(line);
+                    if batch.len() >= 500 {
+                        runs.append_logs_of(run.id, &std::mem::take(&mut batch)).await?;
+                    }
+                }
+                // Both streams closed: the process is ending.
+                None => break Ending::Exited(process.wait().await),
+            },
+            _ = flush.tick() => {
+                if !batch.is_empty() {
+                    runs.append_logs_of(run.id, &std::mem::take(&mut batch)).await?;
+                }
+            }
+            _ = check.tick() => {
+                if runs.status_of(uuid).await? == Some(RunStatus::Stopping) {
+                    process.stop(config.grace).await;
+                    break Ending::Stopped;
+                }
+                if timeout.is_some_and(|t| started.elapsed() > t) {
+                    process.stop(config.grace).await;
+                    break Ending::TimedOut;
+                }
+            }
+            () = shutdown.cancelled() => {
+                process.stop(config.grace).await;
+                break Ending::Shutdown;
+            }
+        }
+    };
+    // Drain what the process wrote before it ended.
+    while let Ok(line) = received.try_recv() {
+        batch.push(line);
+    }
+    runs.append_logs_of(run.id, &batch).await?;
+    let (next, reason, message) = match ending {
+        Ending::Exited(Finished { exit, .. }) if exit.is_success() => {
+            (RunStatus::Succeeded, "Succeeded", None)
+        }
+        Ending::Exited(Finished { exit, last_stderr }) => (
+            RunStatus::Failed,
+            "Failed",
+            Some(exit.failure_message(&last_stderr)),
+        ),
+        Ending::Stopped => (
+            RunStatus::Stopped,
+            "Stopped",
+            Some("Stopped on request".to_owned()),
+        ),
+        Ending::TimedOut => {
+            let seconds = timeout.map(|t| t.as_secs()).unwrap_or_default();
+            (
+                RunStatus::Failed,
+                "Timeout",
+                Some(format!(
+                    "Stopped after the termination timeout of {seconds}s"
+                )),
+            )
+        }
+        Ending::Shutdown => (
+            RunStatus::Failed,
+            "ServerShutdown",
+            Some("The server shut down while the run was active".to_owned()),
+        ),
+    };
+    runs.advance(uuid, next, reason, message.as_deref()).await?;
+    Ok(())
+}
+
+/// Why the executor stopped watching a process.
+enum Ending {
+    Exited(Finished),
+    Stopped,
+    TimedOut,
+    Shutdown,
+}

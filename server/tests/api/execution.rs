@@ -1,0 +1,226 @@
+//! Runs that really run: the embedded scheduler and the local executor,
+//! through a live `trellis server` and the CLI.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::process::{BIN, Server};
+
+fn cli(server: &Server, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("TRELLIS_HOST", &server.base)
+        .output()
+        .expect("run the CLI")
+}
+
+fn json(server: &Server, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.extend(["-o", "json"]);
+    let output = cli(server, &args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn job(dir: &std::path::Path, name: &str, script: &str) -> String {
+    let path = dir.join(format!("{name}.yaml"));
+    let spec = format!(
+        "version: 1.1\nkind: component\ninputs:\n  - {{name: greeting, type: str, value: hello}}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c]\n    args: [\"{script}\"]\n"
+    );
+    std::fs::write(&path, spec).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+async fn wait_for_status(server: &Server, uuid: &str, wanted: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = server
+            .request("GET", &format!("/api/v1/default/exec/runs/{uuid}"), None)
+            .await
+            .unwrap()
+            .1;
+        if run["status"] == wanted {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {uuid} never became {wanted}; it is {}",
+            run["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_to_success_with_its_output_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let spec = job(
+        dir.path(),
+        "ok",
+        "echo {{ greeting }} $TRELLIS_RUN_UUID from $PWD; echo careful >&2",
+    );
+    let server = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let finished = json(&server, &["run", "-f", &spec, "-p", "exec", "--watch"]);
+        assert_eq!(finished["status"], "succeeded");
+        let uuid = finished["uuid"].as_str().unwrap().to_owned();
+        let statuses = json(&server, &["ops", "statuses", "-p", "exec", "--uid", &uuid]);
+        let types: Vec<&str> = statuses["status_conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "created",
+                "compiled",
+                "queued",
+                "scheduled",
+                "starting",
+                "running",
+                "succeeded"
+            ]
+        );
+        let logs = json(&server, &["ops", "logs", "-p", "exec", "--uid", &uuid]);
+        // Order holds within a stream; stdout and stderr are separate pipes.
+        let of = |stream: &str| -> Vec<String> {
+            logs.as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["stream"] == stream)
+                .map(|l| l["text"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let stdout = of("stdout");
+        assert_eq!(stdout.len(), 1, "{stdout:?}");
+        assert!(
+            stdout[0].starts_with(&format!("hello {uuid} from ")),
+            "{stdout:?}"
+        );
+        assert!(
+            stdout[0].ends_with(&uuid.replace('-', "")),
+            "runs in its own working directory: {stdout:?}"
+        );
+        assert_eq!(of("stderr"), ["careful"]);
+        assert!(finished["duration"].as_f64().unwrap() >= 0.0);
+        server
+    })
+    .await
+    .unwrap();
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_fails_with_its_exit_code_and_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let spec = job(
+        dir.path(),
+        "bad",
+        "echo loading; echo ValueError: bad lr >&2; exit 3",
+    );
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let output = cli(
+            &server,
+            &["run", "-f", &spec, "-p", "exec", "--watch", "-o", "json"],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "--watch exits non-zero unless the run succeeded"
+        );
+        let finished: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(finished["status"], "failed");
+        let uuid = finished["uuid"].as_str().unwrap();
+        let statuses = json(&server, &["ops", "statuses", "-p", "exec", "--uid", uuid]);
+        let last = statuses["status_conditions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        let message = last["message"].as_str().unwrap();
+        assert!(message.contains("exited with code 3"), "{message}");
+        assert!(message.contains("ValueError: bad lr"), "{message}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_a_running_job_and_a_restart_fails_orphans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(dir.path(), None, &[]).await;
+    let long = job(dir.path(), "long", "echo started; sleep 30");
+    let (returned, stopped_uuid, orphan_uuid) = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let first = json(&server, &["run", "-f", &long, "-p", "exec"]);
+        let second = json(&server, &["run", "-f", &long, "-p", "exec"]);
+        (
+            server,
+            first["uuid"].as_str().unwrap().to_owned(),
+            second["uuid"].as_str().unwrap().to_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    server = returned;
+    wait_for_status(&server, &stopped_uuid, "running").await;
+    wait_for_status(&server, &orphan_uuid, "running").await;
+
+    let begun = Instant::now();
+    let reply = server
+        .request(
+            "POST",
+            &format!("/api/v1/default/exec/runs/{stopped_uuid}/stop"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.1["status"], "stopping");
+    wait_for_status(&server, &stopped_uuid, "stopped").await;
+    assert!(
+        begun.elapsed() < Duration::from_secs(10),
+        "sleep ends on SIGTERM, well before its 30 s"
+    );
+
+    // kill -9 the server while the other job runs; after a restart the run
+    // is failed with the reason, never left `running`.
+    assert!(
+        Command::new("kill")
+            .args(["-9", &server.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = server.child.wait();
+    let restarted = Server::start_with(dir.path(), None, &[]).await;
+    let run = wait_for_status(&restarted, &orphan_uuid, "failed").await;
+    assert_eq!(run["status"], "failed");
+    let statuses = restarted
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{orphan_uuid}/statuses"),
+            None,
+        )
+        .await
+        .unwrap()
+        .1;
+    let last = statuses["status_conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "ServerRestarted");
+}
