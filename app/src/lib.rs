@@ -70,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/:owner/:project") view=runs::pages::ProjectPage ssr=SsrMode::Async />
                     <ParentRoute path=path!("/:owner/:project/runs/:uuid") view=runs::pages::RunPage ssr=SsrMode::Async>
                         <Route path=path!("") view=runs::pages::RunOverview ssr=SsrMode::Async />
+                        <Route path=path!("logs") view=runs::pages::RunLogsTab ssr=SsrMode::Async />
                         <Route path=path!("spec") view=runs::pages::RunSpec ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>

@@ -91,3 +91,22 @@ pub async fn run_view(
     let conditions = services.runs().statuses(at).await?.status_conditions;
     Ok(RunPageData { run, conditions })
 }
+
+/// Lines shown by the logs tab at most (the CLI and API page through all).
+pub const LOG_LINES: u32 = 5000;
+
+/// The first lines of a run's captured output.
+#[server]
+pub async fn run_logs(
+    owner: String,
+    project: String,
+    uuid: String,
+) -> Result<wire::RunLogs, AppError> {
+    let services = crate::error::services()?;
+    let at = trellis_services::runs::RunRef {
+        owner: &owner,
+        project: &project,
+        uuid: &uuid,
+    };
+    Ok(services.runs().logs(at, 0, LOG_LINES).await?)
+}

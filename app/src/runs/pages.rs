@@ -6,7 +6,9 @@ use leptos_router::components::{A, Form, Outlet};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use trellis_api_types as wire;
 
-use super::api::{PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_view};
+use super::api::{
+    LOG_LINES, PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view,
+};
 use crate::error::AppError;
 use crate::projects::pages::Tags;
 use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
@@ -333,6 +335,7 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
         <div class="mt-6 border-b border-slate-200 dark:border-slate-800">
             <nav class="-mb-px flex gap-6" aria-label="Run tabs">
                 <Tab href=base.clone() label="Overview" />
+                <Tab href=format!("{base}/logs") label="Logs" />
                 <Tab href=format!("{base}/spec") label="Spec" />
             </nav>
         </div>
@@ -514,4 +517,107 @@ fn KeyValues(
         </table>
     }
     .into_any()
+}
+
+/// The logs tab: the run's captured output, as a terminal shows it
+/// (progress bars collapsed, ANSI colours kept).
+#[component]
+pub fn RunLogsTab() -> impl IntoView {
+    let owner = param("owner");
+    let project = param("project");
+    let uuid = param("uuid");
+    let logs = Resource::new(
+        move || (owner(), project(), uuid()),
+        |(o, p, u)| run_logs(o, p, u),
+    );
+    view! {
+        <div class="mt-6">
+            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading logs…"</p> }>
+                {move || Suspend::new(async move {
+                    match logs.await {
+                        Ok(logs) => view! { <LogLines logs /> }.into_any(),
+                        Err(error) => view! { <ErrorView error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </div>
+    }
+}
+
+#[component]
+fn LogLines(logs: wire::RunLogs) -> impl IntoView {
+    if logs.logs.is_empty() {
+        let title = if logs.done {
+            "No output"
+        } else {
+            "No output yet"
+        };
+        return view! {
+            <EmptyState title=title>
+                {if logs.done { "The run printed nothing." } else { "Lines appear here as the run prints them; reload to see new ones." }}
+            </EmptyState>
+        }
+        .into_any();
+    }
+    let count = logs.logs.len();
+    let truncated = count >= LOG_LINES as usize;
+    view! {
+        <div class="mb-2 flex justify-between text-xs text-slate-500">
+            <span>{format!("{count} line{}", if count == 1 { "" } else { "s" })}</span>
+            <span>
+                {if truncated {
+                    "Showing the first lines; `trellis ops logs` prints them all."
+                } else if logs.done {
+                    ""
+                } else {
+                    "The run is still going: reload for new lines."
+                }}
+            </span>
+        </div>
+        <pre class="max-h-[70vh] overflow-auto rounded-lg bg-slate-950 p-4 font-mono text-xs leading-5 text-slate-100" data-testid="run-logs">
+            {logs
+                .logs
+                .into_iter()
+                .map(|entry| {
+                    let stderr = entry.stream == "stderr";
+                    let pieces = trellis_domain::logs::display_line(&entry.text);
+                    view! {
+                        <div class="border-l-2 pl-2" class:border-rose-500=stderr class:border-transparent=!stderr data-stream=entry.stream>
+                            {pieces
+                                .into_iter()
+                                .map(|piece| {
+                                    let classes = format!("{}{}", ansi_class(piece.color), if piece.bold { " font-bold" } else { "" });
+                                    view! { <span class=classes>{piece.text}</span> }
+                                })
+                                .collect_view()}
+                        </div>
+                    }
+                })
+                .collect_view()}
+        </pre>
+    }
+    .into_any()
+}
+
+/// Tailwind classes of the 16 ANSI colours (written out so Tailwind keeps them).
+fn ansi_class(color: Option<u8>) -> &'static str {
+    match color {
+        Some(0) => "text-slate-500",
+        Some(1) => "text-red-400",
+        Some(2) => "text-green-400",
+        Some(3) => "text-yellow-300",
+        Some(4) => "text-blue-400",
+        Some(5) => "text-fuchsia-400",
+        Some(6) => "text-cyan-300",
+        Some(7) => "text-slate-200",
+        Some(8) => "text-slate-400",
+        Some(9) => "text-red-300",
+        Some(10) => "text-green-300",
+        Some(11) => "text-yellow-200",
+        Some(12) => "text-blue-300",
+        Some(13) => "text-fuchsia-300",
+        Some(14) => "text-cyan-200",
+        Some(15) => "text-white",
+        _ => "",
+    }
 }

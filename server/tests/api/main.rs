@@ -971,6 +971,17 @@ async fn run_logs_are_served_by_cursor(db: Db) {
         .collect();
     services.runs().append_logs(at, &lines).await.unwrap();
 
+    // The dashboard's logs tab renders them, ANSI colours and all.
+    let colored = LogLine {
+        at: chrono::Utc::now(),
+        stream: Stream::Stdout,
+        text: "\u{1b}[31mred alert\u{1b}[0m 10%\r100%".into(),
+    };
+    let page_before = app.get(&format!("/default/p/runs/{uuid}/logs")).await;
+    assert_eq!(page_before.status, StatusCode::OK);
+    assert!(page_before.text.contains("epoch 4"), "{}", page_before.text);
+    assert!(page_before.text.contains("data-stream=\"stderr\""));
+
     let path = format!("/api/v1/default/p/runs/{uuid}/logs");
     let first = app.get(&format!("{path}?limit=3")).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
