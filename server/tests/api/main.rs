@@ -972,11 +972,18 @@ async fn run_logs_are_served_by_cursor(db: Db) {
     services.runs().append_logs(at, &lines).await.unwrap();
 
     // The dashboard's logs tab renders them, ANSI colours and all.
-    let colored = LogLine {
-        at: chrono::Utc::now(),
-        stream: Stream::Stdout,
-        text: "\u{1b}[31mred alert\u{1b}[0m 10%\r100%".into(),
-    };
+    let colored = [
+        LogLine {
+            at: chrono::Utc::now(),
+            stream: Stream::Stdout,
+            text: "\u{1b}[31mred alert\u{1b}[0m".into(),
+        },
+        LogLine {
+            at: chrono::Utc::now(),
+            stream: Stream::Stdout,
+            text: "downloading 10%\rdownloading 100%".into(),
+        },
+    ];
     let page_before = app.get(&format!("/default/p/runs/{uuid}/logs")).await;
     assert_eq!(page_before.status, StatusCode::OK);
     assert!(page_before.text.contains("epoch 4"), "{}", page_before.text);
@@ -1023,5 +1030,19 @@ async fn run_logs_are_served_by_cursor(db: Db) {
     app.post(&format!("/api/v1/default/p/runs/{uuid}/stop"), json!({}))
         .await;
     assert_eq!(app.get(&path).await.body["done"], true);
+    services.runs().append_logs(at, &colored).await.unwrap();
+    let page = app.get(&format!("/default/p/runs/{uuid}/logs")).await;
+    assert!(
+        page.text
+            .contains("<span class=\"text-red-400\">red alert</span>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        // (The raw text is also in the page, serialized for hydration.)
+        page.text.contains(">downloading 100%</span>") && !page.text.contains(">downloading 10%"),
+        "progress bars collapse"
+    );
 }
+
 mod execution;
