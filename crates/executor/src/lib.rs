@@ -323,14 +323,35 @@ mod tests {
         let finished = process.stop(Duration::from_secs(5)).await;
         assert_eq!(finished.exit, Exit::Code(0));
         assert_eq!(rx.recv().await.map(|l| l.text), Some("stopping".to_owned()));
-        // No process of the group is left (the SIGTERM'd `sleep` may take a
-        // moment to be reaped by init, so allow it a little time).
+        // No process of the group is left running. (An ended `sleep` may
+        // linger as a zombie until init reaps it; that is not running.)
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        // SAFETY: signal 0 only checks for existence.
-        while unsafe { libc::kill(-process.pid(), 0) } == 0 {
-            assert!(std::time::Instant::now() < deadline, "the process group should be gone");
+        while running_in_group(process.pid()) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process group should be gone"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Processes of group `pgid` that are not zombies, from `/proc`.
+    fn running_in_group(pgid: i32) -> usize {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // After the `(comm)` field: state, ppid, pgrp, ...
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, rest)| rest)
+                    .split_whitespace()
+                    .collect();
+                fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z"
+            })
+            .count()
     }
 
     #[tokio::test]
