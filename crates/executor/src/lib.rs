@@ -316,12 +316,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         // The shell traps TERM and exits cleanly; its child sleep must go too.
-        let script = "trap 'echo stopping; exit 0' TERM; echo started; sleep 30 & wait";
+        let script = "trap 'echo stopping; exit 0' TERM; sleep 30 & sleep 0.2; echo started; wait";
         let mut process = start(&spec(script, dir.path()), tx).unwrap();
         let mut rx = rx;
         assert_eq!(rx.recv().await.map(|l| l.text), Some("started".to_owned()));
+        let begun = std::time::Instant::now();
         let finished = process.stop(Duration::from_secs(5)).await;
         assert_eq!(finished.exit, Exit::Code(0));
+        assert!(
+            begun.elapsed() < Duration::from_secs(4),
+            "SIGTERM was enough; no SIGKILL after the grace period"
+        );
         assert_eq!(rx.recv().await.map(|l| l.text), Some("stopping".to_owned()));
         // No process of the group is left running. (An ended `sleep` may
         // linger as a zombie until init reaps it; that is not running.)
