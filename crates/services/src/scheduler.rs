@@ -21,10 +21,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trellis_db::runs::RunRow;
 use trellis_domain::lifecycle::RunStatus;
-use trellis_domain::logs::LogLine;
+use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::run::RunKind;
 use trellis_domain::scheduling::{Capacity, DEFAULT_QUEUE, QueueLimits, Waiting, plan};
-use trellis_domain::spec::{self, CompiledRun, Globals, NoFiles};
+use trellis_domain::spec::{self, CompiledRun, Globals, InitStep, NoFiles};
 use trellis_executor::{Finished, ProcessSpec};
 use uuid::Uuid;
 
@@ -350,6 +350,18 @@ async fn execute_inner(
     {
         return Ok(()); // stopped before it started
     }
+    let steps = compiled
+        .as_ref()
+        .map(|c| c.init.clone())
+        .unwrap_or_default();
+    let mut init_log = Vec::new();
+    let prepared = prepare(&workdir, &steps, &mut init_log).await;
+    runs.append_logs_of(run.id, &init_log).await?;
+    if let Err(message) = prepared {
+        runs.advance(uuid, RunStatus::Failed, "InitFailed", Some(&message))
+            .await?;
+        return Ok(());
+    }
     let (lines, mut received) = mpsc::unbounded_channel();
     let spec = ProcessSpec {
         command,
@@ -450,6 +462,135 @@ async fn execute_inner(
     };
     runs.advance(uuid, next, reason, message.as_deref()).await?;
     Ok(())
+}
+
+/// Performs the `init` steps in `workdir`, noting each in `log`.
+async fn prepare(
+    workdir: &std::path::Path,
+    steps: &[InitStep],
+    log: &mut Vec<LogLine>,
+) -> Result<(), String> {
+    let mut note = |text: String| {
+        log.push(LogLine {
+            at: chrono::Utc::now(),
+            stream: Stream::Stdout,
+            text,
+        })
+    };
+    for step in steps {
+        match step {
+            InitStep::File {
+                filename,
+                content,
+                chmod,
+            } => {
+                let path = inside(workdir, filename)?;
+                if let Some(parent) = path.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(|e| format!("init: cannot create {}: {e}", parent.display()))?;
+                }
+                tokio::fs::write(&path, content)
+                    .await
+                    .map_err(|e| format!("init: cannot write {filename}: {e}"))?;
+                if let Some(mode) = chmod {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+                        .map_err(|_| format!("init: chmod `{mode}` is not an octal mode"))?;
+                    tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                        .await
+                        .map_err(|e| format!("init: cannot chmod {filename}: {e}"))?;
+                }
+                note(format!("init: wrote {filename}"));
+            }
+            InitStep::Git {
+                url,
+                revision,
+                path,
+            } => {
+                let name = path.clone().unwrap_or_else(|| repository_name(url));
+                let target = inside(workdir, &name)?;
+                git(
+                    &["clone", "--quiet", url, &target.to_string_lossy()],
+                    workdir,
+                )
+                .await?;
+                if let Some(revision) = revision {
+                    git(
+                        &[
+                            "-C",
+                            &target.to_string_lossy(),
+                            "checkout",
+                            "--quiet",
+                            revision,
+                        ],
+                        workdir,
+                    )
+                    .await?;
+                }
+                let at = revision
+                    .as_deref()
+                    .map(|r| format!(" at {r}"))
+                    .unwrap_or_default();
+                note(format!("init: cloned {url}{at} into {name}"));
+            }
+            InitStep::Other { what } => {
+                return Err(format!(
+                    "init: {what} steps are not supported by the local executor"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `relative` under `workdir`, refusing absolute paths and `..`.
+fn inside(workdir: &std::path::Path, relative: &str) -> Result<PathBuf, String> {
+    let path = std::path::Path::new(relative);
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "init: `{relative}` must be a relative path inside the run's directory"
+        ));
+    }
+    Ok(workdir.join(path))
+}
+
+/// `https://host/org/repo.git` → `repo`.
+fn repository_name(url: &str) -> String {
+    let last = url
+        .trim_end_matches('/')
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("repository");
+    let name = last.trim_end_matches(".git");
+    if name.is_empty() {
+        "repository".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+async fn git(args: &[&str], workdir: &std::path::Path) -> Result<(), String> {
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(workdir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .await
+        .map_err(|e| format!("init: cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "init: git {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
 }
 
 /// Why the executor stopped watching a process.

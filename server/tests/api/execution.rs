@@ -224,3 +224,115 @@ async fn stop_ends_a_running_job_and_a_restart_fails_orphans() {
         .clone();
     assert_eq!(last["reason"], "ServerRestarted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_steps_clone_git_and_write_files_before_the_container_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("models");
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        String::from_utf8_lossy(&status.stdout).trim().to_owned()
+    };
+    git(&["init", "-q", "models"]);
+    std::fs::write(repo.join("README"), "first\n").unwrap();
+    git(&["-C", "models", "add", "README"]);
+    git(&["-C", "models", "commit", "-qm", "first"]);
+    let first = git(&["-C", "models", "rev-parse", "HEAD"]);
+    std::fs::write(repo.join("README"), "second\n").unwrap();
+    git(&["-C", "models", "commit", "-qam", "second"]);
+
+    let spec = dir.path().join("init.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1.1\nkind: component\ninputs:\n  - {{name: lr, type: float, value: 0.1}}\nrun:\n  kind: job\n  init:\n    - git: {{url: \"{}\", revision: \"{first}\"}}\n    - file: {{filename: conf/params.txt, content: \"lr={{{{ lr }}}}\", chmod: \"0600\"}}\n  container:\n    image: busybox\n    command: [sh, -c]\n    args: [\"cat models/README; cat conf/params.txt; echo; stat -c %a conf/params.txt\"]\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  init:\n    - git: {url: /nonexistent/repo}\n  container:\n    image: busybox\n    command: [\"true\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let (spec, broken) = (
+        spec.to_string_lossy().into_owned(),
+        broken.to_string_lossy().into_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let finished = json(&server, &["run", "-f", &spec, "-p", "exec", "--watch"]);
+        assert_eq!(finished["status"], "succeeded");
+        let uuid = finished["uuid"].as_str().unwrap();
+        let logs = json(&server, &["ops", "logs", "-p", "exec", "--uid", uuid]);
+        let texts: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            texts[0],
+            "init: cloned ".to_owned()
+                + &repo.display().to_string()
+                + " at "
+                + &first
+                + " into models"
+        );
+        assert_eq!(texts[1], "init: wrote conf/params.txt");
+        assert_eq!(
+            &texts[2..],
+            ["first", "lr=0.1", "600"],
+            "the revision was checked out, the file templated and chmod-ed"
+        );
+
+        let output = cli(
+            &server,
+            &["run", "-f", &broken, "-p", "exec", "--watch", "-o", "json"],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let failed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let statuses = json(
+            &server,
+            &[
+                "ops",
+                "statuses",
+                "-p",
+                "exec",
+                "--uid",
+                failed["uuid"].as_str().unwrap(),
+            ],
+        );
+        let last = statuses["status_conditions"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["reason"], "InitFailed");
+        assert!(
+            last["message"]
+                .as_str()
+                .unwrap()
+                .contains("init: git clone failed"),
+            "{last}"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -39,10 +39,33 @@ pub struct CompiledRun {
     pub container: Option<ContainerSpec>,
     /// The operations of a DAG, in a valid execution order.
     pub dag_order: Vec<String>,
+    /// Steps that prepare the working directory before the container runs.
+    pub init: Vec<InitStep>,
     pub schedule: Option<String>,
     pub max_retries: Option<u32>,
     pub timeout: Option<u64>,
     pub ttl: Option<u64>,
+}
+
+/// One `init` step, as the local executor performs it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InitStep {
+    /// Clone `url` (at `revision`) into `path`, or a folder named after the repository.
+    Git {
+        url: String,
+        revision: Option<String>,
+        path: Option<String>,
+    },
+    /// Write `content` to `filename` in the working directory.
+    File {
+        filename: String,
+        content: String,
+        chmod: Option<String>,
+    },
+    /// A step this executor does not perform (artifacts, dockerfile, ...),
+    /// named so the run can say so.
+    Other { what: String },
 }
 
 /// A param passed by reference.
@@ -1030,6 +1053,56 @@ fn compile_operation(
         }
         _ => None,
     };
+    let mut init = Vec::new();
+    for (i, step) in run.init.iter().flatten().enumerate() {
+        let at = format!("run.init[{i}]");
+        let rendered = |text: &str, key: &str| {
+            render(text, &scope).map_err(|e| SpecError::at(format!("{at}.{key}"), e))
+        };
+        if let Some(git) = &step.git {
+            let url = git
+                .url
+                .as_deref()
+                .map(|u| rendered(u, "git.url"))
+                .transpose()?;
+            match url {
+                Some(url) => init.push(InitStep::Git {
+                    url,
+                    revision: git.revision.clone(),
+                    path: step.path.clone(),
+                }),
+                None => init.push(InitStep::Other {
+                    what: "git from a connection".to_owned(),
+                }),
+            }
+        } else if let Some(file) = &step.file {
+            let filename = file.filename.clone().unwrap_or_else(|| "file".to_owned());
+            if filename.starts_with('/') || filename.split('/').any(|part| part == "..") {
+                return Err(SpecError::at(
+                    format!("{at}.file.filename"),
+                    format!("`{filename}` must be a relative path inside the run's directory"),
+                ));
+            }
+            init.push(InitStep::File {
+                filename,
+                content: rendered(&file.content, "file.content")?,
+                chmod: file.chmod.clone(),
+            });
+        } else {
+            let what = if step.artifacts.is_some() {
+                "artifacts"
+            } else if step.dockerfile.is_some() {
+                "dockerfile"
+            } else if step.paths.is_some() {
+                "paths"
+            } else {
+                "a custom init container"
+            };
+            init.push(InitStep::Other {
+                what: what.to_owned(),
+            });
+        }
+    }
     let dag_order = match kind {
         RunKind::Dag => dag_order(run),
         _ => Vec::new(),
@@ -1060,6 +1133,7 @@ fn compile_operation(
         matrix,
         container,
         dag_order,
+        init,
         schedule: op.schedule.as_ref().and_then(|s| s.kind.clone()),
         max_retries: as_u(termination.and_then(|t| t.max_retries))
             .and_then(|v| u32::try_from(v).ok()),

@@ -18,7 +18,7 @@ mod types;
 
 use std::collections::BTreeMap;
 
-pub use compile::{CompiledRun, Globals, NoFiles, Resolver};
+pub use compile::{CompiledRun, Globals, InitStep, NoFiles, Resolver};
 pub use error::{SpecError, locate};
 use serde_json::Value as Json;
 
