@@ -460,6 +460,48 @@ async fn execute_inner(
             Some("The server shut down while the run was active".to_owned()),
         ),
     };
+    // A failed attempt is retried while `termination.maxRetries` allows:
+    // `retrying`, then back to `queued` for the next free slot.
+    let max_retries = compiled
+        .as_ref()
+        .ok()
+        .and_then(|c| c.max_retries)
+        .unwrap_or(0);
+    if reason == "Failed" && max_retries > 0 {
+        let uuid_text = uuid.to_string();
+        let at = crate::runs::RunRef {
+            owner: &run.owner,
+            project: &run.project,
+            uuid: &uuid_text,
+        };
+        let history = runs.statuses(at).await?.status_conditions;
+        let retried = history
+            .iter()
+            .filter(|c| c.kind == RunStatus::Retrying)
+            .count();
+        if u32::try_from(retried).unwrap_or(u32::MAX) < max_retries {
+            let attempt = retried + 1;
+            let note = format!(
+                "Attempt {attempt} of {} failed; retrying. {}",
+                max_retries + 1,
+                message.as_deref().unwrap_or_default()
+            );
+            if runs
+                .advance(uuid, RunStatus::Retrying, "Retrying", Some(&note))
+                .await?
+                .is_some()
+            {
+                runs.advance(
+                    uuid,
+                    RunStatus::Queued,
+                    "Queued",
+                    Some("Waiting for a free slot"),
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+    }
     runs.advance(uuid, next, reason, message.as_deref()).await?;
     Ok(())
 }

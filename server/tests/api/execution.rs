@@ -336,3 +336,88 @@ async fn init_steps_clone_git_and_write_files_before_the_container_runs() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_are_retried_up_to_max_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("flaky.yaml");
+    // Fails twice, then succeeds: a counter file in the run's directory.
+    std::fs::write(
+        &spec,
+        "version: 1.1\nkind: component\ntermination:\n  maxRetries: 2\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c]\n    args: [\"n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo attempt $n; [ $n -ge 3 ]\"]\n",
+    )
+    .unwrap();
+    let always = dir.path().join("always.yaml");
+    std::fs::write(
+        &always,
+        "version: 1.1\nkind: component\ntermination:\n  maxRetries: 1\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, \"echo no >&2; exit 4\"]\n",
+    )
+    .unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let (spec, always) = (
+        spec.to_string_lossy().into_owned(),
+        always.to_string_lossy().into_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let finished = json(&server, &["run", "-f", &spec, "-p", "exec", "--watch"]);
+        assert_eq!(finished["status"], "succeeded");
+        let uuid = finished["uuid"].as_str().unwrap();
+        let statuses = json(&server, &["ops", "statuses", "-p", "exec", "--uid", uuid]);
+        let types: Vec<&str> = statuses["status_conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types.iter().filter(|t| **t == "retrying").count(),
+            2,
+            "{types:?}"
+        );
+        assert_eq!(types.last(), Some(&"succeeded"));
+        let logs = json(&server, &["ops", "logs", "-p", "exec", "--uid", uuid]);
+        let texts: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["attempt 1", "attempt 2", "attempt 3"]);
+
+        let output = cli(
+            &server,
+            &["run", "-f", &always, "-p", "exec", "--watch", "-o", "json"],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let failed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let statuses = json(
+            &server,
+            &[
+                "ops",
+                "statuses",
+                "-p",
+                "exec",
+                "--uid",
+                failed["uuid"].as_str().unwrap(),
+            ],
+        );
+        let conditions = statuses["status_conditions"].as_array().unwrap();
+        assert_eq!(
+            conditions
+                .iter()
+                .filter(|c| c["type"] == "retrying")
+                .count(),
+            1
+        );
+        assert_eq!(conditions.last().unwrap()["type"], "failed");
+        assert!(
+            conditions.last().unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .contains("exited with code 4")
+        );
+    })
+    .await
+    .unwrap();
+}
