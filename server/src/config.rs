@@ -42,8 +42,10 @@ pub struct Settings {
 }
 
 /// The local executor's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorSettings {
     /// At most this many runs at once.
     pub concurrency: u32,
+    /// Named queues beyond `default`.
+    pub queues: std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>,
 }

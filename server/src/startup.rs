@@ -141,6 +141,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             base_url: format!("http://{}", settings.addr),
             grace: Duration::from_secs(10),
             every: Duration::from_millis(500),
+            queues: executor.queues,
         };
         tokio::spawn(
             Scheduler::new(services_for_scheduler.clone(), config, shutdown.clone())

@@ -22,6 +22,48 @@ pub struct QueueLimits {
     pub priority: i32,
 }
 
+/// Parses a queue definition `name=concurrency[:priority]` (`gpu=2:10`).
+pub fn parse_queue(text: &str) -> Result<(String, QueueLimits), String> {
+    let (name, limits) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not `name=concurrency[:priority]`"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "queue name `{name}` may only contain letters, digits, `-` and `_`"
+        ));
+    }
+    let (concurrency, priority) = limits
+        .split_once(':')
+        .map_or((limits, None), |(c, p)| (c, Some(p)));
+    let concurrency: u32 = concurrency
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| {
+            format!("the concurrency of queue `{name}` must be a whole number of at least 1")
+        })?;
+    let priority: i32 = match priority {
+        Some(p) => p
+            .trim()
+            .parse()
+            .map_err(|_| format!("the priority of queue `{name}` must be a whole number"))?,
+        None => 0,
+    };
+    Ok((
+        name.to_owned(),
+        QueueLimits {
+            concurrency,
+            priority,
+        },
+    ))
+}
+
 /// A run waiting to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting<Id> {
@@ -129,6 +171,34 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn queue_definitions_parse_with_an_optional_priority() {
+        assert_eq!(
+            parse_queue("gpu=2:10"),
+            Ok((
+                "gpu".into(),
+                QueueLimits {
+                    concurrency: 2,
+                    priority: 10
+                }
+            ))
+        );
+        assert_eq!(
+            parse_queue("cpu=8"),
+            Ok((
+                "cpu".into(),
+                QueueLimits {
+                    concurrency: 8,
+                    priority: 0
+                }
+            ))
+        );
+        assert!(parse_queue("gpu").is_err());
+        assert!(parse_queue("gpu=0").unwrap_err().contains("at least 1"));
+        assert!(parse_queue("g pu=1").is_err());
+        assert!(parse_queue("gpu=1:high").unwrap_err().contains("priority"));
     }
 
     #[test]

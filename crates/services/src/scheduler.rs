@@ -43,6 +43,9 @@ pub struct SchedulerConfig {
     pub grace: Duration,
     /// How often the scheduler looks for work.
     pub every: Duration,
+    /// Named queues beyond `default` (which gets `concurrency` unless
+    /// defined here).
+    pub queues: BTreeMap<String, QueueLimits>,
 }
 
 /// What one tick did.
@@ -138,37 +141,50 @@ impl Scheduler {
             }
         }
         let queued = runs.in_statuses(&[RunStatus::Queued], 1000).await?;
-        let active = runs.in_statuses(&ACTIVE, 10_000).await?.len();
+        let queue_of = |run: &RunRow| {
+            compile(run)
+                .ok()
+                .and_then(|c| c.queue)
+                .unwrap_or_else(|| DEFAULT_QUEUE.to_owned())
+        };
+        let mut active: BTreeMap<String, u32> = BTreeMap::new();
+        for run in runs.in_statuses(&ACTIVE, 10_000).await? {
+            *active.entry(queue_of(&run)).or_default() += 1;
+        }
         let waiting: Vec<Waiting<Uuid>> = queued
             .iter()
             .map(|run| Waiting {
                 id: run.uuid,
-                queue: compile(run).ok().and_then(|c| c.queue),
+                queue: Some(queue_of(run)),
                 queued_at: run.updated_at,
             })
             .collect();
+        let mut queues = BTreeMap::from([(
+            DEFAULT_QUEUE.to_owned(),
+            QueueLimits {
+                concurrency: self.config.concurrency,
+                priority: 0,
+            },
+        )]);
+        queues.extend(self.config.queues.clone());
         let capacity = Capacity {
             global: self.config.concurrency,
-            active: BTreeMap::from([(
-                DEFAULT_QUEUE.to_owned(),
-                u32::try_from(active).unwrap_or(u32::MAX),
-            )]),
-            queues: BTreeMap::from([(
-                DEFAULT_QUEUE.to_owned(),
-                QueueLimits {
-                    concurrency: self.config.concurrency,
-                    priority: 0,
-                },
-            )]),
+            active,
+            queues,
         };
         let decision = plan(&waiting, &capacity);
         for uuid in decision.unknown_queue {
-            let message = "This server has one queue, `default`; the run names another.";
+            let mut names: Vec<&str> = vec![DEFAULT_QUEUE];
+            names.extend(self.config.queues.keys().map(String::as_str));
+            let message = format!(
+                "The run's queue is not defined on this server (queues: {}).",
+                names.join(", ")
+            );
             runs.advance(
                 uuid,
                 RunStatus::Unschedulable,
                 "UnknownQueue",
-                Some(message),
+                Some(&message),
             )
             .await?;
         }

@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use trellis_domain::scheduling::QueueLimits;
+
 use crate::config::{DatabaseSettings, ExecutorSettings, Settings};
 
 /// Trellis: an open-source machine-learning platform in one binary.
@@ -96,6 +98,10 @@ impl DatabaseArgs {
     }
 }
 
+fn parse_queue_arg(text: &str) -> Result<(String, QueueLimits), String> {
+    trellis_domain::scheduling::parse_queue(text)
+}
+
 /// Where runs execute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExecutorKind {
@@ -122,6 +128,11 @@ pub struct ServerArgs {
     /// At most this many runs execute at once.
     #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
+    /// A named queue runs may ask for with `queue:`, as
+    /// `name=concurrency[:priority]` (`gpu=2:10`); repeatable. Higher
+    /// priorities start first. `default` always exists.
+    #[arg(long = "queue", env = "TRELLIS_QUEUES", value_delimiter = ',', value_parser = parse_queue_arg)]
+    pub queues: Vec<(String, QueueLimits)>,
     /// The compiled dashboard built by cargo-leptos.
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -144,8 +155,9 @@ impl ServerArgs {
             data_dir: self.database.data_dir,
             database,
             site_root: self.site_root,
-            executor: (self.executor == ExecutorKind::Local).then_some(ExecutorSettings {
+            executor: (self.executor == ExecutorKind::Local).then(|| ExecutorSettings {
                 concurrency: self.concurrency,
+                queues: self.queues.into_iter().collect(),
             }),
         })
     }

@@ -421,3 +421,90 @@ async fn failed_attempts_are_retried_up_to_max_retries() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_queues_limit_their_runs_and_unknown_queues_are_unschedulable() {
+    let dir = tempfile::tempdir().unwrap();
+    let queued_spec = |name: &str, queue: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!("version: 1.1\nkind: component\nqueue: {queue}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c, \"sleep 1\"]\n"),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let solo = queued_spec("solo", "solo");
+    let nowhere = queued_spec("nowhere", "nowhere");
+    let server = Server::start_with(
+        dir.path(),
+        None,
+        &["--concurrency", "4", "--queue", "solo=1:5"],
+    )
+    .await;
+    let (server, first, second, lost) = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let first = json(&server, &["run", "-f", &solo, "-p", "exec"])["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let second = json(&server, &["run", "-f", &solo, "-p", "exec"])["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let lost = json(&server, &["run", "-f", &nowhere, "-p", "exec"])["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (server, first, second, lost)
+    })
+    .await
+    .unwrap();
+    // The queue `solo` runs one at a time, though the server has 4 slots.
+    wait_for_status(&server, &first, "running").await;
+    let other = server
+        .request("GET", &format!("/api/v1/default/exec/runs/{second}"), None)
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        ["created", "queued"].contains(&other["status"].as_str().unwrap()),
+        "the second run of `solo` waits for the first: {}",
+        other["status"]
+    );
+    let first_run = wait_for_status(&server, &first, "succeeded").await;
+    let second_run = wait_for_status(&server, &second, "succeeded").await;
+    let (finished, started) = (
+        first_run["finished_at"].as_str().unwrap().to_owned(),
+        second_run["started_at"].as_str().unwrap().to_owned(),
+    );
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(
+        parse(&started) >= parse(&finished),
+        "second started {started}, before the first finished {finished}"
+    );
+
+    wait_for_status(&server, &lost, "unschedulable").await;
+    let statuses = server
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{lost}/statuses"),
+            None,
+        )
+        .await
+        .unwrap()
+        .1;
+    let last = statuses["status_conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("queues: default, solo"),
+        "{last}"
+    );
+}
