@@ -80,6 +80,16 @@ test("opens a run created through the API", async ({ page, request }) => {
   await expect(page.getByRole("cell", { name: "0.01", exact: true })).toBeVisible();
   await page.screenshot({ path: `${shots}/run.png`, fullPage: true });
 
+  // A status reported meanwhile shows up without a reload.
+  await page.evaluate(() => ((window as any).__noReload = true));
+  const moved = await request.post(`/api/v1/default/e2e-runs/runs/${run.uuid}/statuses`, {
+    data: { condition: { type: "queued", reason: "E2E", message: "queued by the test" } },
+  });
+  expect(moved.status()).toBe(200);
+  await expect(timeline.locator("[data-status=queued]")).toBeVisible({ timeout: 10_000 });
+  await expect(page.locator("h1 + [data-status=queued]")).toBeVisible();
+  expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
+
   await page.getByRole("link", { name: "Spec" }).click();
   await expect(page).toHaveURL(new RegExp(`/runs/${run.uuid}/spec$`));
   await expect(page.getByTestId("run-spec")).toContainText("kind: job");

@@ -296,20 +296,40 @@ pub fn RunPage() -> impl IntoView {
     let owner = param("owner");
     let project = param("project");
     let uuid = param("uuid");
+    // Bumped every 2 s while the run is not done, so its status, timings
+    // and history follow the run without a reload.
+    let (refresh, set_refresh) = signal(0_u32);
     let data = Resource::new(
-        move || (owner(), project(), uuid()),
-        |(o, p, u)| run_view(o, p, u),
+        move || (owner(), project(), uuid(), refresh.get()),
+        |(o, p, u, _)| run_view(o, p, u),
     );
     provide_context(data);
+    Effect::new(move |_| {
+        let poll = move || {
+            let done = data
+                .get_untracked()
+                .and_then(|d| d.ok())
+                .is_some_and(|d| d.run.status.is_done());
+            if !done {
+                set_refresh.update(|n| *n = n.wrapping_add(1));
+            }
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
     view! {
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(view_data) => view! { <RunHeader run=view_data.run /> <Outlet /> }.into_any(),
+                    Ok(view_data) => view! { <RunHeader run=view_data.run /> }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
         </Transition>
+        // Outside the transition: a refresh re-renders the header, not the
+        // open tab (the logs keep their scroll position).
+        <Outlet />
     }
 }
 
