@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::process::{BIN, Server};
 
-fn trellis(server: &Server, args: &[&str]) -> Output {
+pub(crate) fn trellis(server: &Server, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("TRELLIS_HOST", &server.base)
@@ -18,7 +18,7 @@ fn trellis(server: &Server, args: &[&str]) -> Output {
 /// Runs a command that must succeed with `-o json` and parses its stdout,
 /// which must hold nothing but the JSON.
 #[track_caller]
-fn json(server: &Server, args: &[&str]) -> Value {
+pub(crate) fn json(server: &Server, args: &[&str]) -> Value {
     let mut args = args.to_vec();
     args.extend(["-o", "json"]);
     let output = trellis(server, &args);

@@ -6,27 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::process::{BIN, Server};
-
-fn cli(server: &Server, args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env("TRELLIS_HOST", &server.base)
-        .output()
-        .expect("run the CLI")
-}
-
-fn json(server: &Server, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["-o", "json"]);
-    let output = cli(server, &args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
+use super::cli::{json, trellis as cli};
+use super::process::Server;
 
 fn job(dir: &std::path::Path, name: &str, script: &str) -> String {
     let path = dir.join(format!("{name}.yaml"));
