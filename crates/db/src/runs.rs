@@ -34,6 +34,8 @@ pub struct RunRow {
     pub kind: Option<RunKind>,
     pub status: RunStatus,
     pub content: String,
+    /// The queue its spec asked for; `None` is the default queue.
+    pub queue: Option<String>,
     pub inputs: JsonObject,
     pub outputs: JsonObject,
     pub updated_at: DateTime<Utc>,
@@ -44,7 +46,7 @@ pub struct RunRow {
 macro_rules! run_select {
     () => {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
-                r.tags, r.kind, r.status, r.content, r.inputs, r.outputs, r.created_at,
+                r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
                 r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration
          FROM runs r JOIN projects p ON p.id = r.project_id"
     };
@@ -93,6 +95,7 @@ where
         kind,
         status,
         content: row.try_get("content")?,
+        queue: row.try_get("queue")?,
         inputs: inputs.0,
         outputs: outputs.0,
         updated_at: row.try_get("updated_at")?,
@@ -116,6 +119,8 @@ pub struct NewRun<'a> {
     pub tags: &'a [String],
     pub kind: Option<RunKind>,
     pub content: &'a str,
+    /// The queue its spec asked for.
+    pub queue: Option<&'a str>,
     /// The params the run was compiled with.
     pub inputs: &'a JsonObject,
     pub now: DateTime<Utc>,
@@ -128,8 +133,8 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
-                               inputs, outputs, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                               queue, inputs, outputs, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -140,6 +145,7 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.kind.map(RunKind::as_str))
         .bind(created)
         .bind(new.content)
+        .bind(new.queue)
         .bind(Json(new.inputs))
         .bind(Json(JsonObject::new()))
         .bind(new.now)

@@ -185,6 +185,7 @@ impl Runs<'_> {
             tags: &tags,
             kind: compiled.as_ref().map(|c| c.kind),
             content: &content,
+            queue: compiled.as_ref().and_then(|c| c.queue.as_deref()),
             inputs: &inputs,
             now: self.services.now(),
         };

@@ -24,7 +24,7 @@ use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::run::RunKind;
 use trellis_domain::scheduling::{Capacity, DEFAULT_QUEUE, QueueLimits, Waiting, plan};
-use trellis_domain::spec::{self, CompiledRun, Globals, InitStep, NoFiles};
+use trellis_domain::spec::{self, Globals, InitStep, NoFiles};
 use trellis_executor::{Finished, ProcessSpec};
 use uuid::Uuid;
 
@@ -142,9 +142,8 @@ impl Scheduler {
         }
         let queued = runs.in_statuses(&[RunStatus::Queued], 1000).await?;
         let queue_of = |run: &RunRow| {
-            compile(run)
-                .ok()
-                .and_then(|c| c.queue)
+            run.queue
+                .clone()
                 .unwrap_or_else(|| DEFAULT_QUEUE.to_owned())
         };
         let mut active: BTreeMap<String, u32> = BTreeMap::new();
@@ -245,17 +244,6 @@ impl Scheduler {
             running.retain(|_, task| !task.is_finished());
         }
     }
-}
-
-fn compile(run: &RunRow) -> Result<CompiledRun, spec::SpecError> {
-    let globals = globals(run, None);
-    spec::compile(
-        &run.content,
-        None,
-        &NoFiles,
-        &run.inputs.clone().into_iter().collect(),
-        &globals,
-    )
 }
 
 fn globals(run: &RunRow, paths: Option<(&PathBuf, &str)>) -> Globals {

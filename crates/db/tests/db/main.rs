@@ -44,6 +44,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
             tags: &[],
             kind: Some(RunKind::Job),
             content: "run:\n  kind: job\n",
+            queue: None,
             inputs: &serde_json::Map::new(),
             now: t(at),
         },

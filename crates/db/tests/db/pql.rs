@@ -208,6 +208,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
             tags: &run.tags,
             kind: run.kind,
             content: "",
+            queue: None,
             inputs: &run.inputs,
             now: created,
         },
