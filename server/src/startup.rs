@@ -17,7 +17,7 @@ use trellis_db::Db;
 use trellis_services::Services;
 use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 
-use crate::api;
+use crate::{api, streams};
 use crate::config::{DatabaseSettings, Settings};
 
 /// State shared by every route: the services, and Leptos's options for
@@ -99,6 +99,7 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
     Router::new()
         .nest_service(&pkg_route, ServeDir::new(pkg_dir))
         .nest("/api/v1", api::router())
+        .nest("/streams/v1", streams::router())
         .route("/healthz", get(api::health::health))
         .leptos_routes_with_context(
             &state,

@@ -251,3 +251,14 @@ pub struct Health {
     pub database: String,
     pub version: String,
 }
+
+/// A message of the project status stream
+/// (`/streams/v1/{owner}/{project}/runs/statuses`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StatusStreamMessage {
+    /// Run `uuid` is now `status`.
+    Status { uuid: Uuid, status: RunStatus },
+    /// Some changes were missed (the reader fell behind): re-read the list.
+    Resync,
+}

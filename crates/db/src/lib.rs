@@ -11,13 +11,15 @@
 //! every user value is a bound parameter, and multi-statement changes run in
 //! one transaction.
 //!
-//! Layout: [`projects`]; [`runs`] (including the guarded status update and
+//! Layout: [`projects`]; [`runs`] (including the guarded status update with
+//! its optional [`outbox`] message, and heartbeats, and
 //! the append-only conditions); [`logs`] (run output, read by cursor);
 //! [`pql`] (the query language compiled to SQL); [`error`]; and `testing`
 //! (per-test databases).
 
 pub mod error;
 pub mod logs;
+pub mod outbox;
 pub mod pql;
 pub mod projects;
 pub mod runs;

@@ -24,25 +24,35 @@ fn stream_name(stream: Stream) -> &'static str {
     }
 }
 
-/// Appends `lines` to run `run_id`, in order, in one transaction.
-pub async fn append(db: &Db, run_id: i64, lines: &[LogLine]) -> DbResult<()> {
+/// Rows per INSERT: 4 binds each stays far below SQLite's 32,766 limit.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Appends `lines` to run `run_id`, in order, in one transaction, and
+/// returns the cursor of the last one (`None` when `lines` is empty).
+pub async fn append(db: &Db, run_id: i64, lines: &[LogLine]) -> DbResult<Option<i64>> {
     if lines.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
+    let mut last = 0_i64;
     with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
-        for line in lines {
-            sqlx::query("INSERT INTO run_logs (run_id, stream, text, at) VALUES ($1, $2, $3, $4)")
-                .bind(run_id)
-                .bind(stream_name(line.stream))
-                .bind(&line.text)
-                .bind(line.at)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in lines.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new("INSERT INTO run_logs (run_id, stream, text, at) ");
+            insert.push_values(chunk, |mut row, line| {
+                row.push_bind(run_id)
+                    .push_bind(stream_name(line.stream))
+                    .push_bind(&line.text)
+                    .push_bind(line.at);
+            });
+            // Ids grow in insertion order within one statement on both
+            // databases; the largest is the new end of the log.
+            insert.push(" RETURNING id");
+            let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+            last = last.max(ids.into_iter().max().unwrap_or_default());
         }
         tx.commit().await?;
     });
-    Ok(())
+    Ok(Some(last))
 }
 
 /// Up to `limit` lines of run `run_id` after cursor `after` (0: from the

@@ -40,6 +40,12 @@ pub struct RunRow {
     pub outputs: JsonObject,
     pub updated_at: DateTime<Utc>,
     pub timing: Timing,
+    /// Who executes it: `local:<host>` or `worker:<id>`.
+    pub executor: Option<String>,
+    /// Its process id on the executor's host.
+    pub pid: Option<i64>,
+    /// When its executor last reported it alive.
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 /// The SELECT list [`decode_run`] reads; every run query selects exactly this.
@@ -47,7 +53,8 @@ macro_rules! run_select {
     () => {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
                 r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
-                r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration
+                r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration,
+                r.executor, r.pid, r.heartbeat_at
          FROM runs r JOIN projects p ON p.id = r.project_id"
     };
 }
@@ -106,6 +113,9 @@ where
             wait_time: row.try_get("wait_time")?,
             duration: row.try_get("duration")?,
         },
+        executor: row.try_get("executor")?,
+        pid: row.try_get("pid")?,
+        heartbeat_at: row.try_get("heartbeat_at")?,
     })
 }
 
@@ -415,6 +425,15 @@ pub struct StatusChange<'a> {
     pub reason: Option<&'a str>,
     pub message: Option<&'a str>,
     pub now: DateTime<Utc>,
+    /// A message for the work queue, written in the same transaction.
+    pub outbox: Option<OutboxMessage<'a>>,
+}
+
+/// A message to publish once the change that produced it is committed.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxMessage<'a> {
+    pub topic: &'a str,
+    pub payload: &'a str,
 }
 
 /// Stores a status change if the run is still in `change.expected`.
@@ -454,6 +473,14 @@ pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
             .bind(change.now)
             .execute(&mut *tx)
             .await?;
+            if let Some(message) = change.outbox {
+                sqlx::query("INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3)")
+                    .bind(message.topic)
+                    .bind(message.payload)
+                    .bind(change.now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             true
         } else {
@@ -506,4 +533,55 @@ pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
             })
         })
         .collect()
+}
+
+/// Records that `executor` runs run `run_id` (as process `pid`, when known)
+/// and is alive at `now`. Only while the run is still active: a late beat
+/// must not touch a finished run.
+pub async fn heartbeat(
+    db: &Db,
+    run_id: i64,
+    executor: &str,
+    pid: Option<i64>,
+    now: DateTime<Utc>,
+) -> DbResult<bool> {
+    let done: Vec<&str> = RunStatus::ALL
+        .iter()
+        .filter(|s| s.is_done())
+        .map(|s| s.as_str())
+        .collect();
+    let affected = with_pool!(db, |pool| {
+        sqlx::query(
+            "UPDATE runs SET executor = $2, pid = COALESCE($3, pid), heartbeat_at = $4
+             WHERE id = $1 AND status NOT IN ($5, $6, $7, $8, $9)",
+        )
+        .bind(run_id)
+        .bind(executor)
+        .bind(pid)
+        .bind(now)
+        .bind(done[0])
+        .bind(done[1])
+        .bind(done[2])
+        .bind(done[3])
+        .bind(done[4])
+        .execute(pool)
+        .await?
+        .rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// Runs in `statuses` whose executor has not reported since `before`
+/// (a run that never reported counts from its last status change).
+pub async fn silent_since(
+    db: &Db,
+    statuses: &[RunStatus],
+    before: DateTime<Utc>,
+    limit: u32,
+) -> DbResult<Vec<RunRow>> {
+    let runs = in_statuses(db, statuses, limit).await?;
+    Ok(runs
+        .into_iter()
+        .filter(|r| r.heartbeat_at.unwrap_or(r.updated_at) < before)
+        .collect())
 }

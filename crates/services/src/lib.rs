@@ -6,18 +6,21 @@
 //! translate requests and errors.
 //!
 //! Layout: [`projects`], [`runs`], [`scheduler`] (the embedded scheduler and
-//! the local executor's driver), [`error`] ([`ServiceError`], the one error
+//! the local executor's driver), [`streams`] (live logs and statuses),
+//! [`error`] ([`ServiceError`], the one error
 //! the edges map to HTTP statuses).
 
 pub mod error;
 pub mod projects;
 pub mod runs;
 pub mod scheduler;
+pub mod streams;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use trellis_db::Db;
+use trellis_events::Events;
 
 pub use error::{ServiceError, ServiceResult};
 
@@ -31,6 +34,8 @@ pub struct Services {
     db: Db,
     /// The source of `now` for timestamps.
     clock: Clock,
+    /// Where status changes and log appends are announced.
+    events: Events,
 }
 
 impl Services {
@@ -41,7 +46,22 @@ impl Services {
 
     /// Services over `db` reading time from `clock`.
     pub fn with_clock(db: Db, clock: Clock) -> Self {
-        Self { db, clock }
+        Self {
+            db,
+            clock,
+            events: Events::local(),
+        }
+    }
+
+    /// These services announcing changes on `events` (Redis, say).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The event bus, for live streams.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The database, for health checks and shutdown.

@@ -1,7 +1,9 @@
 //! Run use cases, including status changes along the lifecycle.
 
 use trellis_api_types as api;
-use trellis_db::runs::{self, ConditionRow, NewRun, RunChanges, RunRow, StatusChange};
+use trellis_db::runs::{
+    self, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, StatusChange,
+};
 use trellis_domain::lifecycle::{RunStatus, transition};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::logs::{LogLine, Stream};
@@ -9,6 +11,7 @@ use trellis_domain::name::{check_description, check_run_name, normalize_tags};
 use trellis_domain::pql::Query;
 use trellis_domain::run::RunId;
 use trellis_domain::spec::{self, Globals, NoFiles};
+use trellis_events::Event;
 
 use crate::projects::load as load_project;
 use crate::{ServiceError, ServiceResult, Services};
@@ -57,6 +60,19 @@ fn to_dto(row: RunRow) -> api::Run {
     }
 }
 
+/// A stored log line as sent to clients.
+pub(crate) fn log_entry(stored: trellis_db::logs::StoredLine) -> api::LogEntry {
+    api::LogEntry {
+        cursor: stored.cursor,
+        at: stored.line.at,
+        stream: match stored.line.stream {
+            Stream::Stdout => "stdout".to_owned(),
+            Stream::Stderr => "stderr".to_owned(),
+        },
+        text: stored.line.text,
+    }
+}
+
 fn condition_dto(row: ConditionRow) -> api::StatusCondition {
     api::StatusCondition {
         kind: row.status,
@@ -76,6 +92,11 @@ fn check_name(name: Option<&str>) -> ServiceResult<()> {
 }
 
 impl Runs<'_> {
+    /// The stored run at `at`, for executors and streams.
+    pub async fn row(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
+        self.load(at).await
+    }
+
     async fn load(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
         let project = load_project(self.services, at.owner, at.project).await?;
         let uuid: RunId = at
@@ -191,6 +212,14 @@ impl Runs<'_> {
         };
         let row = runs::insert(&self.services.db, &new).await?;
         tracing::info!(run.id = %row.uuid, project.name = %project.name, "created run {}", row.uuid);
+        self.services
+            .events
+            .publish(Event::Status {
+                run: row.uuid,
+                project_id: row.project_id,
+                status: row.status,
+            })
+            .await;
         Ok(to_dto(row))
     }
 
@@ -282,18 +311,7 @@ impl Runs<'_> {
         let row = self.load(at).await?;
         let lines = trellis_db::logs::after(&self.services.db, row.id, after, limit).await?;
         let next_cursor = lines.last().map_or(after, |l| l.cursor);
-        let logs = lines
-            .into_iter()
-            .map(|stored| api::LogEntry {
-                cursor: stored.cursor,
-                at: stored.line.at,
-                stream: match stored.line.stream {
-                    Stream::Stdout => "stdout".to_owned(),
-                    Stream::Stderr => "stderr".to_owned(),
-                },
-                text: stored.line.text,
-            })
-            .collect();
+        let logs = lines.into_iter().map(log_entry).collect();
         Ok(api::RunLogs {
             logs,
             next_cursor,
@@ -304,7 +322,7 @@ impl Runs<'_> {
     /// Appends captured output lines to a run (its executor's call).
     pub async fn append_logs(&self, at: RunRef<'_>, lines: &[LogLine]) -> ServiceResult<()> {
         let row = self.load(at).await?;
-        Ok(trellis_db::logs::append(&self.services.db, row.id, lines).await?)
+        self.append_logs_of(&row, lines).await
     }
 
     /// A run's status and its conditions, oldest first.
@@ -376,6 +394,19 @@ impl Runs<'_> {
         reason: &str,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
+        self.advance_with(uuid, next, reason, message, None).await
+    }
+
+    /// [`Runs::advance`], writing `outbox` for the work queue in the same
+    /// transaction as the change.
+    pub async fn advance_with(
+        &self,
+        uuid: uuid::Uuid,
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        outbox: Option<OutboxMessage<'_>>,
+    ) -> ServiceResult<Option<RunRow>> {
         for _ in 0..MAX_STATUS_ATTEMPTS {
             let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
                 return Ok(None);
@@ -383,7 +414,10 @@ impl Runs<'_> {
             if transition(row.status, next).is_err() {
                 return Ok(None);
             }
-            if let Some(updated) = self.try_change(&row, next, Some(reason), message).await? {
+            if let Some(updated) = self
+                .try_change_with(&row, next, Some(reason), message, outbox)
+                .await?
+            {
                 return Ok(Some(updated));
             }
         }
@@ -406,9 +440,19 @@ impl Runs<'_> {
         Ok(runs::in_statuses(&self.services.db, statuses, limit).await?)
     }
 
-    /// Appends captured output to run `uuid` (an executor's call).
-    pub async fn append_logs_of(&self, run_id: i64, lines: &[LogLine]) -> ServiceResult<()> {
-        Ok(trellis_db::logs::append(&self.services.db, run_id, lines).await?)
+    /// Appends captured output to `run` (an executor's call) and announces
+    /// the new end of its log.
+    pub async fn append_logs_of(&self, run: &RunRow, lines: &[LogLine]) -> ServiceResult<()> {
+        if let Some(last) = trellis_db::logs::append(&self.services.db, run.id, lines).await? {
+            self.services
+                .events
+                .publish(Event::Logs {
+                    run: run.uuid,
+                    last,
+                })
+                .await;
+        }
+        Ok(())
     }
 
     /// One attempt at a guarded status change from the status in `row`:
@@ -420,6 +464,18 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
+        self.try_change_with(row, next, reason, message, None)
+            .await
+    }
+
+    async fn try_change_with(
+        &self,
+        row: &RunRow,
+        next: RunStatus,
+        reason: Option<&str>,
+        message: Option<&str>,
+        outbox: Option<OutboxMessage<'_>>,
+    ) -> ServiceResult<Option<RunRow>> {
         transition(row.status, next)?;
         let now = self.services.now();
         let change = StatusChange {
@@ -430,11 +486,20 @@ impl Runs<'_> {
             reason,
             message,
             now,
+            outbox,
         };
         if !runs::set_status(&self.services.db, &change).await? {
             return Ok(None);
         }
         tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
+        self.services
+            .events
+            .publish(Event::Status {
+                run: row.uuid,
+                project_id: row.project_id,
+                status: next,
+            })
+            .await;
         Ok(runs::find(&self.services.db, row.project_id, row.uuid).await?)
     }
 }
@@ -465,4 +530,36 @@ fn check_coordinates(at: RunRef<'_>, input: &api::PostStatus) -> ServiceResult<(
         }
     }
     Ok(())
+}
+
+impl Runs<'_> {
+    /// Records that `executor` runs `run` (as process `pid`) and is alive.
+    /// `false` once the run is done.
+    pub async fn heartbeat(
+        &self,
+        run: &RunRow,
+        executor: &str,
+        pid: Option<u32>,
+    ) -> ServiceResult<bool> {
+        let now = self.services.now();
+        Ok(runs::heartbeat(
+            &self.services.db,
+            run.id,
+            executor,
+            pid.map(i64::from),
+            now,
+        )
+        .await?)
+    }
+
+    /// Active runs whose executor has been silent for longer than `quiet`.
+    pub async fn silent(
+        &self,
+        statuses: &[RunStatus],
+        quiet: std::time::Duration,
+    ) -> ServiceResult<Vec<RunRow>> {
+        let quiet = chrono::Duration::from_std(quiet).unwrap_or(chrono::Duration::MAX);
+        let before = self.services.now() - quiet;
+        Ok(runs::silent_since(&self.services.db, statuses, before, 10_000).await?)
+    }
 }

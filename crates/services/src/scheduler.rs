@@ -360,7 +360,7 @@ async fn execute_inner(
         .unwrap_or_default();
     let mut init_log = Vec::new();
     let prepared = prepare(&workdir, &steps, &mut init_log).await;
-    runs.append_logs_of(run.id, &init_log).await?;
+    runs.append_logs_of(run, &init_log).await?;
     if let Err(message) = prepared {
         runs.advance(uuid, RunStatus::Failed, "InitFailed", Some(&message))
             .await?;
@@ -402,7 +402,7 @@ async fn execute_inner(
                 Some(line) => {
                     batch.push(line);
                     if batch.len() >= 500 {
-                        runs.append_logs_of(run.id, &std::mem::take(&mut batch)).await?;
+                        runs.append_logs_of(run, &std::mem::take(&mut batch)).await?;
                     }
                 }
                 // Both streams closed: the process is ending.
@@ -410,7 +410,7 @@ async fn execute_inner(
             },
             _ = flush.tick() => {
                 if !batch.is_empty() {
-                    runs.append_logs_of(run.id, &std::mem::take(&mut batch)).await?;
+                    runs.append_logs_of(run, &std::mem::take(&mut batch)).await?;
                 }
             }
             _ = check.tick() => {
@@ -433,7 +433,7 @@ async fn execute_inner(
     while let Ok(line) = received.try_recv() {
         batch.push(line);
     }
-    runs.append_logs_of(run.id, &batch).await?;
+    runs.append_logs_of(run, &batch).await?;
     let (next, reason, message) = match ending {
         Ending::Exited(Finished { exit, .. }) if exit.is_success() => {
             (RunStatus::Succeeded, "Succeeded", None)

@@ -106,6 +106,15 @@ impl ApiClient {
     }
 
     /// `GET`.
+    /// The WebSocket URL of stream `path` (under `/streams/v1`), when the
+    /// server is plain HTTP; TLS streams are not built into the CLI, which
+    /// then polls the REST API instead.
+    pub fn stream_url(&self, path: &str) -> Option<String> {
+        self.base
+            .strip_prefix("http://")
+            .map(|host| format!("ws://{host}/streams/v1{path}"))
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
         self.call(Method::GET, path, query, None).await
     }

@@ -335,9 +335,11 @@ async fn ops(args: OpsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Pages through a run's logs by cursor; with `follow`, polls for new
-/// lines until the run is done. Lines go to stdout as they arrive; with
-/// `-o json`, one JSON array of the entries at the end.
+/// Pages through a run's logs by cursor; with `follow`, streams new lines
+/// over the WebSocket until the run is done (polling the REST API if the
+/// stream is unavailable or drops, from the same cursor, so no line is lost
+/// or repeated). Lines go to stdout as they arrive; with `-o json`, one JSON
+/// array of the entries at the end.
 async fn logs(
     client: &ApiClient,
     target: &RunTarget,
@@ -347,7 +349,19 @@ async fn logs(
     let path = run_path(target, "/logs");
     let mut after = 0_i64;
     let mut collected = Vec::new();
-    loop {
+    let mut emit = |entries: &[Value]| {
+        for entry in entries {
+            match out {
+                Output::Table => println!("{}", entry["text"].as_str().unwrap_or_default()),
+                Output::Json => collected.push(entry.clone()),
+            }
+        }
+    };
+    let streamed = match (follow, client.stream_url(&path)) {
+        (true, Some(url)) => stream_logs(&url, &mut after, &mut emit).await,
+        _ => false,
+    };
+    while !streamed {
         let page = client
             .get(
                 &path,
@@ -355,12 +369,7 @@ async fn logs(
             )
             .await?;
         let entries = page["logs"].as_array().cloned().unwrap_or_default();
-        for entry in &entries {
-            match out {
-                Output::Table => println!("{}", entry["text"].as_str().unwrap_or_default()),
-                Output::Json => collected.push(entry.clone()),
-            }
-        }
+        emit(&entries);
         after = page["next_cursor"].as_i64().unwrap_or(after);
         if entries.is_empty() {
             if !follow || page["done"].as_bool().unwrap_or(true) {
@@ -376,6 +385,34 @@ async fn logs(
         );
     }
     Ok(())
+}
+
+/// Follows the log stream at `url` from `after`, advancing it past every
+/// line emitted. `true` once the run is done and every line was emitted;
+/// `false` if the stream could not be opened or dropped first.
+async fn stream_logs(url: &str, after: &mut i64, emit: &mut impl FnMut(&[Value])) -> bool {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let Ok((mut socket, _)) =
+        tokio_tungstenite::connect_async(format!("{url}?cursor={after}")).await
+    else {
+        return false;
+    };
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let Ok(page) = serde_json::from_str::<Value>(&text) else {
+            return false;
+        };
+        let entries = page["logs"].as_array().cloned().unwrap_or_default();
+        emit(&entries);
+        *after = page["next_cursor"].as_i64().unwrap_or(*after);
+        if page["done"].as_bool() == Some(true) {
+            return true;
+        }
+    }
+    false
 }
 
 fn run_path(target: &RunTarget, suffix: &str) -> String {

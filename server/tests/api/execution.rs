@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::cli::{json, trellis as cli};
 use super::process::Server;
 
-fn job(dir: &std::path::Path, name: &str, script: &str) -> String {
+pub(crate) fn job(dir: &std::path::Path, name: &str, script: &str) -> String {
     let path = dir.join(format!("{name}.yaml"));
     let spec = format!(
         "version: 1.1\nkind: component\ninputs:\n  - {{name: greeting, type: str, value: hello}}\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sh, -c]\n    args: [\"{script}\"]\n"
@@ -18,7 +18,7 @@ fn job(dir: &std::path::Path, name: &str, script: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-async fn wait_for_status(server: &Server, uuid: &str, wanted: &str) -> Value {
+pub(crate) async fn wait_for_status(server: &Server, uuid: &str, wanted: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let run = server

@@ -1046,3 +1046,4 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 }
 
 mod execution;
+mod streams;

@@ -278,6 +278,7 @@ async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
                 reason: None,
                 message: None,
                 now: t(start),
+                outbox: None,
             },
         )
         .await
@@ -321,6 +322,7 @@ async fn a_guarded_status_change_applies_only_from_the_expected_status(db: Db) {
         reason: Some("Test"),
         message: Some("why"),
         now: t(1),
+        outbox: None,
     };
     assert!(
         !runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled))
@@ -370,6 +372,7 @@ async fn concurrent_changes_from_one_status_let_exactly_one_win(db: Db) {
                     reason: None,
                     message: None,
                     now: t(1),
+                    outbox: None,
                 },
             )
             .await

@@ -236,6 +236,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
             reason: None,
             message: None,
             now: created,
+            outbox: None,
         };
         assert!(runs::set_status(db, &change).await.unwrap());
     }

@@ -1,0 +1,4 @@
+DROP TABLE outbox;
+ALTER TABLE runs DROP COLUMN heartbeat_at;
+ALTER TABLE runs DROP COLUMN pid;
+ALTER TABLE runs DROP COLUMN executor;
