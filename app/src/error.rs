@@ -58,8 +58,8 @@ impl From<trellis_services::ServiceError> for AppError {
             ServiceError::Conflict(_) | ServiceError::Transition(_) => {
                 (StatusCode::CONFLICT, AppError::Conflict(error.to_string()))
             }
-            ServiceError::Unexpected(cause) => {
-                tracing::error!(error = ?cause, "dashboard request failed: {cause}");
+            ServiceError::Unexpected(_) | ServiceError::Dependency(_) => {
+                tracing::error!(error = ?error, "dashboard request failed: {error}");
                 (StatusCode::INTERNAL_SERVER_ERROR, AppError::Internal)
             }
         };

@@ -4,7 +4,8 @@
 //! Layout: [`shell`] (the HTML document) and [`App`] (the router) live here;
 //! [`projects`] and [`runs`] hold each feature's pages and its thin server
 //! functions (`api.rs`); [`ui`] holds shared components (layout, status
-//! badges, errors); [`error::AppError`] is the server functions' error.
+//! badges, errors); [`live`] follows the server's WebSocket streams;
+//! [`error::AppError`] is the server functions' error.
 //!
 //! URLs are stable and shareable: `/` lists projects, `/{owner}/{project}`
 //! shows a project and its runs, `/{owner}/{project}/runs/{uuid}` a run with
@@ -15,6 +16,7 @@
 #![recursion_limit = "512"]
 
 pub mod error;
+pub mod live;
 pub mod projects;
 pub mod runs;
 pub mod ui;

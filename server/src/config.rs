@@ -39,6 +39,10 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// The local executor, or `None` to only track runs.
     pub executor: Option<ExecutorSettings>,
+    /// Redis for live events across processes; `None`: in-process only.
+    pub redis_url: Option<String>,
+    /// Prefix of the Redis channels.
+    pub redis_prefix: String,
 }
 
 /// The local executor's settings.
@@ -48,4 +52,6 @@ pub struct ExecutorSettings {
     pub concurrency: u32,
     /// Named queues beyond `default`.
     pub queues: std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>,
+    pub heartbeat: std::time::Duration,
+    pub lost_after: std::time::Duration,
 }

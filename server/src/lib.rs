@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod roles;
 pub mod startup;
 pub mod streams;
 pub mod telemetry;

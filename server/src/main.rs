@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use trellis_server::cli::{Cli, Command, commands};
-use trellis_server::{startup, telemetry};
+use trellis_server::{roles, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,6 +15,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             telemetry::init(cli.log_format);
             startup::migrate(&args.database()?).await
+        }
+        Command::Scheduler(args) => {
+            telemetry::init(cli.log_format);
+            roles::scheduler(args).await
+        }
+        Command::Worker(args) => {
+            telemetry::init(cli.log_format);
+            roles::worker(args).await
         }
         // User commands print for people or scripts, not logs.
         user => std::process::exit(commands::dispatch(user).await),

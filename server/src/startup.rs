@@ -14,6 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use trellis_db::Db;
+use trellis_events::Events;
 use trellis_services::Services;
 use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 
@@ -122,7 +123,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     db.migrate()
         .await
         .with_context(|| format!("migrating {}", settings.database.describe()))?;
-    let services = Services::new(db.clone());
+    let shutdown = CancellationToken::new();
+    let events = events(
+        settings.redis_url.as_deref(),
+        &settings.redis_prefix,
+        shutdown.clone(),
+    )
+    .await?;
+    let services = Services::new(db.clone()).with_events(events);
     let services_for_scheduler = services.clone();
     let app = router(services, leptos_options(&settings));
     let listener = tokio::net::TcpListener::bind(settings.addr)
@@ -133,16 +141,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         listener.local_addr()?,
         settings.database.describe()
     );
-    let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     let scheduler = settings.executor.map(|executor| {
         let config = SchedulerConfig {
-            data_dir: settings.data_dir.clone(),
             concurrency: executor.concurrency,
-            base_url: format!("http://{}", settings.addr),
-            grace: Duration::from_secs(10),
-            every: Duration::from_millis(500),
             queues: executor.queues,
+            heartbeat: executor.heartbeat,
+            lost_after: executor.lost_after,
+            ..SchedulerConfig::new(
+                settings.data_dir.clone(),
+                format!("http://{}", settings.addr),
+                format!("local:{}", host_name()),
+            )
         };
         tokio::spawn(
             Scheduler::new(services_for_scheduler.clone(), config, shutdown.clone())
@@ -167,8 +177,33 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The event bus: Redis when configured, otherwise in-process.
+pub async fn events(
+    redis_url: Option<&str>,
+    prefix: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Events> {
+    match redis_url {
+        Some(url) => {
+            let events = Events::redis(url, prefix, shutdown).await?;
+            tracing::info!("live events travel over Redis");
+            Ok(events)
+        }
+        None => Ok(Events::local()),
+    }
+}
+
+/// This host's name, for executor ids.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// Cancels `token` on Ctrl-C or SIGTERM.
-async fn signal_shutdown(token: CancellationToken) {
+pub async fn signal_shutdown(token: CancellationToken) {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

@@ -7,7 +7,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use trellis_api_types as wire;
 
 use super::api::{
-    LOG_LINES, PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view,
+    PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view,
 };
 use crate::error::AppError;
 use crate::projects::pages::Tags;
@@ -35,10 +35,14 @@ pub fn ProjectPage() -> impl IntoView {
     };
     let query = move || url.read().get("query").filter(|q| !q.trim().is_empty());
     let sort = move || url.read().get("sort").filter(|s| !s.trim().is_empty());
+    // Bumped when a run of the project changes status, so the table
+    // (statuses, new runs, durations) follows without a reload.
+    let (refresh, set_refresh) = signal(0_u32);
     let view_data = Resource::new(
-        move || (owner(), project(), page(), query(), sort()),
-        |(o, p, page, query, sort)| project_view(o, p, page, query, sort),
+        move || (owner(), project(), page(), query(), sort(), refresh.get()),
+        |(o, p, page, query, sort, _)| project_view(o, p, page, query, sort),
     );
+    follow_statuses(owner, project, move |_| set_refresh.update(|n| *n = n.wrapping_add(1)));
     view! {
         <Title text=move || format!("{}/{}", owner(), project()) />
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -296,14 +300,23 @@ pub fn RunPage() -> impl IntoView {
     let owner = param("owner");
     let project = param("project");
     let uuid = param("uuid");
-    // Bumped every 2 s while the run is not done, so its status, timings
-    // and history follow the run without a reload.
+    // Bumped when the run's status changes (and, as a safety net, every
+    // 10 s while it is not done), so its status, timings and history follow
+    // the run without a reload.
     let (refresh, set_refresh) = signal(0_u32);
     let data = Resource::new(
         move || (owner(), project(), uuid(), refresh.get()),
         |(o, p, u, _)| run_view(o, p, u),
     );
     provide_context(data);
+    follow_statuses(owner, project, move |changed| {
+        let this_run = changed.is_none_or(|changed| {
+            changed.simple().to_string() == uuid().replace('-', "")
+        });
+        if this_run {
+            set_refresh.update(|n| *n = n.wrapping_add(1));
+        }
+    });
     Effect::new(move |_| {
         let poll = move || {
             let done = data
@@ -314,7 +327,7 @@ pub fn RunPage() -> impl IntoView {
                 set_refresh.update(|n| *n = n.wrapping_add(1));
             }
         };
-        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(2)) {
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(10)) {
             on_cleanup(move || handle.clear());
         }
     });
@@ -334,6 +347,39 @@ pub fn RunPage() -> impl IntoView {
 }
 
 type RunResource = Resource<Result<RunPageData, AppError>>;
+
+/// Calls `changed` with the run whose status changed in the project's
+/// status stream, or `None` when changes may have been missed (the stream
+/// reconnected or fell behind) and everything should be re-read.
+fn follow_statuses(
+    owner: impl Fn() -> String + 'static,
+    project: impl Fn() -> String + 'static,
+    changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+) {
+    let opened = std::cell::Cell::new(false);
+    crate::live::subscribe(crate::live::Handlers {
+        path: Box::new(move || {
+            Some(format!(
+                "/streams/v1/{}/{}/runs/statuses",
+                owner(),
+                project()
+            ))
+        }),
+        on_message: Box::new(move |text| {
+            match serde_json::from_str::<wire::StatusStreamMessage>(&text) {
+                Ok(wire::StatusStreamMessage::Status { uuid, .. }) => changed(Some(uuid)),
+                Ok(wire::StatusStreamMessage::Resync) | Err(_) => changed(None),
+            }
+        }),
+        // The first connection follows the page's own load; a reconnection
+        // may have missed changes.
+        on_open: Box::new(move || {
+            if opened.replace(true) {
+                changed(None);
+            }
+        }),
+    });
+}
 
 #[component]
 fn RunHeader(run: wire::Run) -> impl IntoView {
@@ -540,7 +586,9 @@ fn KeyValues(
 }
 
 /// The logs tab: the run's captured output, as a terminal shows it
-/// (progress bars collapsed, ANSI colours kept).
+/// (progress bars collapsed, ANSI colours kept). The server renders the
+/// lines stored so far; in the browser the tab then follows the run live
+/// over the log stream, from the cursor the page ended at.
 #[component]
 pub fn RunLogsTab() -> impl IntoView {
     let owner = param("owner");
@@ -555,7 +603,15 @@ pub fn RunLogsTab() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading logs…"</p> }>
                 {move || Suspend::new(async move {
                     match logs.await {
-                        Ok(logs) => view! { <LogLines logs /> }.into_any(),
+                        Ok(logs) => {
+                            let stream = format!(
+                                "/streams/v1/{}/{}/runs/{}/logs",
+                                owner(),
+                                project(),
+                                uuid(),
+                            );
+                            view! { <LiveLogs initial=logs stream /> }.into_any()
+                        }
                         Err(error) => view! { <ErrorView error /> }.into_any(),
                     }
                 })}
@@ -564,59 +620,167 @@ pub fn RunLogsTab() -> impl IntoView {
     }
 }
 
+/// Most lines the tab keeps; older ones leave the view (the CLI and API
+/// page through all of them).
+const MAX_LIVE_LINES: usize = 20_000;
+
 #[component]
-fn LogLines(logs: wire::RunLogs) -> impl IntoView {
-    if logs.logs.is_empty() {
-        let title = if logs.done {
-            "No output"
-        } else {
-            "No output yet"
-        };
-        return view! {
-            <EmptyState title=title>
-                {if logs.done { "The run printed nothing." } else { "Lines appear here as the run prints them; reload to see new ones." }}
-            </EmptyState>
+fn LiveLogs(initial: wire::RunLogs, stream: String) -> impl IntoView {
+    let lines = RwSignal::new(initial.logs);
+    let cursor = RwSignal::new(initial.next_cursor);
+    let done = RwSignal::new(initial.done);
+    let dropped = RwSignal::new(0_usize);
+    // Follow the end while the reader is at the bottom; scrolling up
+    // pauses it, "Jump to latest" (or scrolling back down) resumes it.
+    let follow = RwSignal::new(true);
+    let search = RwSignal::new(String::new());
+    let pane = NodeRef::<leptos::html::Pre>::new();
+    let to_bottom = move || {
+        if let Some(pane) = pane.get_untracked() {
+            pane.set_scroll_top(pane.scroll_height());
         }
-        .into_any();
-    }
-    let count = logs.logs.len();
-    let truncated = count >= LOG_LINES as usize;
+    };
+    crate::live::subscribe(crate::live::Handlers {
+        path: Box::new(move || {
+            (!done.get_untracked()).then(|| format!("{stream}?cursor={}", cursor.get_untracked()))
+        }),
+        on_message: Box::new(move |text| {
+            let Ok(page) = serde_json::from_str::<wire::RunLogs>(&text) else {
+                return;
+            };
+            if !page.logs.is_empty() {
+                lines.update(|all| {
+                    all.extend(page.logs);
+                    if all.len() > MAX_LIVE_LINES {
+                        let excess = all.len() - MAX_LIVE_LINES;
+                        all.drain(..excess);
+                        dropped.update(|d| *d += excess);
+                    }
+                });
+                if follow.get_untracked() {
+                    request_animation_frame(to_bottom);
+                }
+            }
+            cursor.set(page.next_cursor);
+            if page.done {
+                done.set(true);
+            }
+        }),
+        on_open: Box::new(|| {}),
+    });
+    Effect::new(move |_| {
+        if follow.get_untracked() {
+            request_animation_frame(to_bottom);
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(pane) = pane.get_untracked() {
+            let from_bottom = pane.scroll_height() - pane.scroll_top() - pane.client_height();
+            follow.set(from_bottom < 24);
+        }
+    };
+    let shown = move || {
+        let needle = search.get().to_lowercase();
+        lines.with(|all| {
+            all.iter()
+                .filter(|entry| needle.is_empty() || entry.text.to_lowercase().contains(&needle))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let summary = move || {
+        let total = lines.with(Vec::len);
+        let needle = search.get();
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let mut text = if needle.is_empty() {
+            format!("{total} line{}", plural(total))
+        } else {
+            let matching = lines.with(|all| {
+                let needle = needle.to_lowercase();
+                all.iter().filter(|e| e.text.to_lowercase().contains(&needle)).count()
+            });
+            format!("{matching} of {total} line{} match", plural(total))
+        };
+        let dropped = dropped.get();
+        if dropped > 0 {
+            text.push_str(&format!(" (the first {dropped} left the view)"));
+        }
+        text
+    };
     view! {
-        <div class="mb-2 flex justify-between text-xs text-slate-500">
-            <span>{format!("{count} line{}", if count == 1 { "" } else { "s" })}</span>
-            <span>
-                {if truncated {
-                    "Showing the first lines; `trellis ops logs` prints them all."
-                } else if logs.done {
-                    ""
-                } else {
-                    "The run is still going: reload for new lines."
+        <div class="mb-2 flex flex-wrap items-center gap-3 text-xs text-slate-500">
+            <span data-testid="log-summary">{summary}</span>
+            <span data-testid="log-state">
+                {move || {
+                    if done.get() {
+                        view! { <span>"Complete"</span> }.into_any()
+                    } else {
+                        view! {
+                            <span class="inline-flex items-center gap-1 text-emerald-600 dark:text-emerald-400">
+                                <span class="h-2 w-2 animate-pulse rounded-full bg-emerald-500"></span>
+                                "Live"
+                            </span>
+                        }
+                            .into_any()
+                    }
                 }}
             </span>
-        </div>
-        <pre class="max-h-[70vh] overflow-auto rounded-lg bg-slate-950 p-4 font-mono text-xs leading-5 text-slate-100" data-testid="run-logs">
-            {logs
-                .logs
-                .into_iter()
-                .map(|entry| {
-                    let stderr = entry.stream == "stderr";
-                    let pieces = trellis_domain::logs::display_line(&entry.text);
-                    view! {
-                        <div class="border-l-2 pl-2" class:border-rose-500=stderr class:border-transparent=!stderr data-stream=entry.stream>
-                            {pieces
-                                .into_iter()
-                                .map(|piece| {
-                                    let classes = format!("{}{}", ansi_class(piece.color), if piece.bold { " font-bold" } else { "" });
-                                    view! { <span class=classes>{piece.text}</span> }
-                                })
-                                .collect_view()}
-                        </div>
+            <input
+                type="search"
+                placeholder="Search the logs"
+                aria-label="Search the logs"
+                data-testid="log-search"
+                class="ml-auto w-56 rounded-md border border-slate-300 bg-white px-2 py-1 text-xs text-slate-900 dark:border-slate-700 dark:bg-slate-900 dark:text-slate-100"
+                prop:value=search
+                on:input=move |ev| search.set(event_target_value(&ev))
+            />
+            <Show when=move || !follow.get()>
+                <button
+                    type="button"
+                    data-testid="log-jump"
+                    class="rounded-md bg-emerald-600 px-2 py-1 text-white hover:bg-emerald-700"
+                    on:click=move |_| {
+                        follow.set(true);
+                        to_bottom();
                     }
-                })
-                .collect_view()}
+                >
+                    "Jump to latest"
+                </button>
+            </Show>
+        </div>
+        <pre
+            node_ref=pane
+            on:scroll=on_scroll
+            class="max-h-[70vh] min-h-24 overflow-auto rounded-lg bg-slate-950 p-4 font-mono text-xs leading-5 text-slate-100"
+            data-testid="run-logs"
+        >
+            <Show when=move || lines.with(Vec::is_empty)>
+                <span class="text-slate-500">
+                    {move || if done.get() { "The run printed nothing." } else { "No output yet: lines appear here as the run prints them." }}
+                </span>
+            </Show>
+            <For each=shown key=|entry| entry.cursor let:entry>
+                <LogLine entry />
+            </For>
         </pre>
     }
-    .into_any()
+}
+
+#[component]
+fn LogLine(entry: wire::LogEntry) -> impl IntoView {
+    let stderr = entry.stream == "stderr";
+    let pieces = trellis_domain::logs::display_line(&entry.text);
+    view! {
+        <div class="border-l-2 pl-2" class:border-rose-500=stderr class:border-transparent=!stderr data-stream=entry.stream>
+            {pieces
+                .into_iter()
+                .map(|piece| {
+                    let classes = format!("{}{}", ansi_class(piece.color), if piece.bold { " font-bold" } else { "" });
+                    view! { <span class=classes>{piece.text}</span> }
+                })
+                .collect_view()}
+        </div>
+    }
 }
 
 /// Tailwind classes of the 16 ANSI colours (written out so Tailwind keeps them).

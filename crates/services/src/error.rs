@@ -26,6 +26,9 @@ pub enum ServiceError {
     /// A failure of the database or another dependency; not the caller's fault.
     #[error("unexpected failure: {0}")]
     Unexpected(#[from] DbError),
+    /// The work queue or another service outside the database failed.
+    #[error("a dependency failed: {0}")]
+    Dependency(String),
 }
 
 impl ServiceError {

@@ -6,7 +6,8 @@
 //! translate requests and errors.
 //!
 //! Layout: [`projects`], [`runs`], [`scheduler`] (the embedded scheduler and
-//! the local executor's driver), [`streams`] (live logs and statuses),
+//! the local executor's driver), [`worker`] (the outbox relay and the
+//! distributed worker), [`streams`] (live logs and statuses),
 //! [`error`] ([`ServiceError`], the one error
 //! the edges map to HTTP statuses).
 
@@ -15,6 +16,7 @@ pub mod projects;
 pub mod runs;
 pub mod scheduler;
 pub mod streams;
+pub mod worker;
 
 use std::sync::Arc;
 

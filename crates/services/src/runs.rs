@@ -424,6 +424,11 @@ impl Runs<'_> {
         Err(contended())
     }
 
+    /// Run `uuid` as stored, if it exists.
+    pub async fn row_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunRow>> {
+        Ok(runs::find_any(&self.services.db, uuid).await?)
+    }
+
     /// The current status of run `uuid`, if it exists.
     pub async fn status_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunStatus>> {
         Ok(runs::find_any(&self.services.db, uuid)
@@ -539,7 +544,7 @@ impl Runs<'_> {
         &self,
         run: &RunRow,
         executor: &str,
-        pid: Option<u32>,
+        pid: Option<i32>,
     ) -> ServiceResult<bool> {
         let now = self.services.now();
         Ok(runs::heartbeat(

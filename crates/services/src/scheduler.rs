@@ -7,10 +7,17 @@
 //! State lives in the database; [`Scheduler::recover`] runs at start-up and
 //! fails the runs whose process died with a previous server.
 //!
-//! Scope today: `job` runs on this host (the container's image is recorded,
-//! not used), the `default` queue with one global concurrency limit, stop
-//! (SIGTERM, then SIGKILL after a grace period) and `termination.timeout`.
-//! Other kinds stay `created` until their executors exist.
+//! Two ways to dispatch: [`Dispatch::Local`] spawns the run on this host at
+//! once (the embedded default); [`Dispatch::Queue`] writes a "start" message
+//! into the outbox in the same transaction as `scheduled`, for the relay
+//! ([`crate::worker::relay`]) to publish to RabbitMQ and a
+//! [`crate::worker::Worker`] to execute. Executors send heartbeats; a run
+//! whose executor has been silent for `lost_after` is queued again.
+//!
+//! Scope today: `job` runs (the container's image is recorded, not used),
+//! named queues, stop (SIGTERM, then SIGKILL after a grace period),
+//! `termination.timeout` and `termination.maxRetries`. Other kinds stay
+//! `created` until their executors exist.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -19,7 +26,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use trellis_db::runs::RunRow;
+use trellis_db::runs::{OutboxMessage, RunRow};
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::run::RunKind;
@@ -46,6 +53,48 @@ pub struct SchedulerConfig {
     /// Named queues beyond `default` (which gets `concurrency` unless
     /// defined here).
     pub queues: BTreeMap<String, QueueLimits>,
+    /// Who executes, as recorded on runs: `local:<host>` or `worker:<id>`.
+    pub executor_id: String,
+    /// How often an executing run reports that it is alive.
+    pub heartbeat: Duration,
+    /// A run whose executor has been silent this long is queued again.
+    pub lost_after: Duration,
+}
+
+impl SchedulerConfig {
+    /// The defaults for a host: 4 at once, 10 s grace, heartbeats every 5 s,
+    /// lost after 30 s of silence.
+    pub fn new(data_dir: PathBuf, base_url: String, executor_id: String) -> Self {
+        Self {
+            data_dir,
+            concurrency: 4,
+            base_url,
+            grace: Duration::from_secs(10),
+            every: Duration::from_millis(500),
+            queues: BTreeMap::new(),
+            executor_id,
+            heartbeat: Duration::from_secs(5),
+            lost_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a scheduled run reaches an executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Executed on this host, by this process.
+    Local,
+    /// Announced through the outbox to workers.
+    Queue,
+}
+
+/// The outbox topic of "start this run" messages.
+pub const START_TOPIC: &str = "run.start";
+
+/// The body of a "start this run" message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StartMessage {
+    pub run: Uuid,
 }
 
 /// What one tick did.
@@ -53,8 +102,10 @@ pub struct SchedulerConfig {
 pub struct TickOutcome {
     /// Submitted jobs moved to `queued`.
     pub queued: Vec<Uuid>,
-    /// Runs started on the executor.
+    /// Runs started on the executor (or sent to the work queue).
     pub started: Vec<Uuid>,
+    /// Runs whose executor went silent, queued again.
+    pub requeued: Vec<Uuid>,
 }
 
 /// The scheduler: one per server.
@@ -66,6 +117,7 @@ pub struct Scheduler {
     shutdown: CancellationToken,
     /// Executor tasks by run, so a finished one can be forgotten.
     running: Arc<Mutex<HashMap<Uuid, tokio::task::JoinHandle<()>>>>,
+    dispatch: Dispatch,
 }
 
 const ACTIVE: [RunStatus; 7] = [
@@ -86,7 +138,14 @@ impl Scheduler {
             config: Arc::new(config),
             shutdown,
             running: Arc::new(Mutex::new(HashMap::new())),
+            dispatch: Dispatch::Local,
         }
+    }
+
+    /// This scheduler dispatching through the outbox to workers.
+    pub fn dispatching_to_workers(mut self) -> Self {
+        self.dispatch = Dispatch::Queue;
+        self
     }
 
     /// At start-up: a run left active by a previous server has no process
@@ -95,6 +154,14 @@ impl Scheduler {
     pub async fn recover(&self) -> ServiceResult<usize> {
         let stale = self.services.runs().in_statuses(&ACTIVE, 10_000).await?;
         for run in &stale {
+            // A process that outlived the server writes to nobody: end it.
+            let killed = run
+                .pid
+                .filter(|_| run.executor.as_deref() == Some(self.config.executor_id.as_str()))
+                .is_some_and(|pid| trellis_executor::kill_orphan(pid, &run.uuid.to_string()));
+            if killed {
+                tracing::warn!(run.id = %run.uuid, "killed the orphaned process of run {}", run.uuid);
+            }
             let (next, message) = if run.status == RunStatus::Stopping {
                 (
                     RunStatus::Stopped,
@@ -118,6 +185,7 @@ impl Scheduler {
     pub async fn tick(&self) -> ServiceResult<TickOutcome> {
         let mut outcome = TickOutcome::default();
         let runs = self.services.runs();
+        outcome.requeued = self.requeue_lost().await?;
         for run in runs.in_statuses(&[RunStatus::Created], 500).await? {
             if run.kind != Some(RunKind::Job) || run.content.trim().is_empty() {
                 continue;
@@ -188,13 +256,38 @@ impl Scheduler {
             .await?;
         }
         for uuid in decision.start {
-            let Some(run) = runs
-                .advance(uuid, RunStatus::Scheduled, "Scheduled", None)
-                .await?
-            else {
-                continue;
-            };
-            self.spawn(run);
+            match self.dispatch {
+                Dispatch::Local => {
+                    let Some(run) = runs
+                        .advance(uuid, RunStatus::Scheduled, "Scheduled", None)
+                        .await?
+                    else {
+                        continue;
+                    };
+                    self.spawn(run);
+                }
+                Dispatch::Queue => {
+                    let payload = serde_json::to_string(&StartMessage { run: uuid })
+                        .map_err(|e| crate::ServiceError::Dependency(e.to_string()))?;
+                    let outbox = OutboxMessage {
+                        topic: START_TOPIC,
+                        payload: &payload,
+                    };
+                    if runs
+                        .advance_with(
+                            uuid,
+                            RunStatus::Scheduled,
+                            "Scheduled",
+                            Some("Sent to the work queue"),
+                            Some(outbox),
+                        )
+                        .await?
+                        .is_none()
+                    {
+                        continue;
+                    }
+                }
+            }
             outcome.started.push(uuid);
         }
         self.forget_finished();
@@ -204,7 +297,10 @@ impl Scheduler {
     /// Ticks every `config.every` until shutdown, then waits for the
     /// executor tasks to stop their processes.
     pub async fn run_until_stopped(self) {
-        if let Err(error) = self.recover().await {
+        // Workers outlive a restarted scheduler; only local runs died with it.
+        if self.dispatch == Dispatch::Local
+            && let Err(error) = self.recover().await
+        {
             tracing::error!(error = ?error, "scheduler recovery failed: {error}");
         }
         loop {
@@ -224,6 +320,43 @@ impl Scheduler {
         for task in tasks {
             let _ = task.await;
         }
+    }
+
+    /// Queues again the active runs whose executor stopped reporting.
+    async fn requeue_lost(&self) -> ServiceResult<Vec<Uuid>> {
+        let runs = self.services.runs();
+        // `scheduled` runs wait for a worker to pick them up; silence there
+        // is not a lost executor.
+        let executing: Vec<RunStatus> = ACTIVE
+            .into_iter()
+            .filter(|s| *s != RunStatus::Scheduled)
+            .collect();
+        let mut requeued = Vec::new();
+        for run in runs.silent(&executing, self.config.lost_after).await? {
+            let who = run.executor.as_deref().unwrap_or("its executor");
+            let message = format!(
+                "No heartbeat from {who} for over {}s; the run is queued again.",
+                self.config.lost_after.as_secs()
+            );
+            if runs
+                .advance(run.uuid, RunStatus::Retrying, "ExecutorLost", Some(&message))
+                .await?
+                .is_some()
+                && runs
+                    .advance(
+                        run.uuid,
+                        RunStatus::Queued,
+                        "Queued",
+                        Some("Waiting for a free slot"),
+                    )
+                    .await?
+                    .is_some()
+            {
+                tracing::warn!(run.id = %run.uuid, "run {} lost its executor; queued again", run.uuid);
+                requeued.push(run.uuid);
+            }
+        }
+        Ok(requeued)
     }
 
     fn spawn(&self, run: RunRow) {
@@ -259,8 +392,8 @@ fn globals(run: &RunRow, paths: Option<(&PathBuf, &str)>) -> Globals {
     }
 }
 
-/// Runs one scheduled job to its end.
-async fn execute(
+/// Runs one scheduled job to its end (or until it is lost or shut down).
+pub(crate) async fn execute(
     services: Services,
     config: Arc<SchedulerConfig>,
     shutdown: CancellationToken,
@@ -347,13 +480,14 @@ async fn execute_inner(
         .chain(&container.args)
         .cloned()
         .collect();
-    if runs
+    let Some(run) = runs
         .advance(uuid, RunStatus::Starting, "Starting", None)
         .await?
-        .is_none()
-    {
-        return Ok(()); // stopped before it started
-    }
+    else {
+        return Ok(()); // stopped before it started, or another executor took it
+    };
+    let run = &run;
+    runs.heartbeat(run, &config.executor_id, None).await?;
     let steps = compiled
         .as_ref()
         .map(|c| c.init.clone())
@@ -385,17 +519,24 @@ async fn execute_inner(
             return Ok(());
         }
     };
+    runs.heartbeat(run, &config.executor_id, Some(process.pid()))
+        .await?;
     runs.advance(
         uuid,
         RunStatus::Running,
         "Running",
-        Some(&format!("Process {} started", process.pid())),
+        Some(&format!(
+            "Process {} started by {}",
+            process.pid(),
+            config.executor_id
+        )),
     )
     .await?;
     let started = tokio::time::Instant::now();
     let mut batch: Vec<LogLine> = Vec::new();
     let mut flush = tokio::time::interval(Duration::from_millis(250));
     let mut check = tokio::time::interval(Duration::from_millis(500));
+    let mut beat = tokio::time::interval(config.heartbeat);
     let ending = loop {
         tokio::select! {
             line = received.recv() => match line {
@@ -413,10 +554,20 @@ async fn execute_inner(
                     runs.append_logs_of(run, &std::mem::take(&mut batch)).await?;
                 }
             }
+            _ = beat.tick() => {
+                runs.heartbeat(run, &config.executor_id, None).await?;
+            }
             _ = check.tick() => {
-                if runs.status_of(uuid).await? == Some(RunStatus::Stopping) {
+                let status = runs.status_of(uuid).await?;
+                if status == Some(RunStatus::Stopping) {
                     process.stop(config.grace).await;
                     break Ending::Stopped;
+                }
+                // Queued again (its heartbeats were late) or deleted: the
+                // run is no longer this executor's.
+                if !status.is_some_and(|s| ACTIVE.contains(&s)) {
+                    process.stop(config.grace).await;
+                    break Ending::Lost;
                 }
                 if timeout.is_some_and(|t| started.elapsed() > t) {
                     process.stop(config.grace).await;
@@ -435,6 +586,14 @@ async fn execute_inner(
     }
     runs.append_logs_of(run, &batch).await?;
     let (next, reason, message) = match ending {
+        Ending::Lost => return Ok(()),
+        // A worker going away hands its runs back to the queue.
+        Ending::Shutdown if config.executor_id.starts_with("worker:") => {
+            (RunStatus::Retrying, "WorkerShutdown", Some(format!(
+                "{} shut down while the run was active; the run is queued again.",
+                config.executor_id
+            )))
+        }
         Ending::Exited(Finished { exit, .. }) if exit.is_success() => {
             (RunStatus::Succeeded, "Succeeded", None)
         }
@@ -471,6 +630,17 @@ async fn execute_inner(
         .ok()
         .and_then(|c| c.max_retries)
         .unwrap_or(0);
+    if next == RunStatus::Retrying {
+        if runs
+            .advance(uuid, next, reason, message.as_deref())
+            .await?
+            .is_some()
+        {
+            runs.advance(uuid, RunStatus::Queued, "Queued", Some("Waiting for a free slot"))
+                .await?;
+        }
+        return Ok(());
+    }
     if reason == "Failed" && max_retries > 0 {
         let uuid_text = uuid.to_string();
         let at = crate::runs::RunRef {
@@ -645,4 +815,6 @@ enum Ending {
     Stopped,
     TimedOut,
     Shutdown,
+    /// The run was taken away (queued again, deleted).
+    Lost,
 }

@@ -65,8 +65,8 @@ impl From<ServiceError> for ApiError {
                 "invalid_transition",
                 transition.to_string(),
             ),
-            ServiceError::Unexpected(cause) => {
-                tracing::error!(error = ?cause, "request failed: {cause}");
+            ServiceError::Unexpected(_) | ServiceError::Dependency(_) => {
+                tracing::error!(error = ?error, "request failed: {error}");
                 Self::internal()
             }
         }

@@ -191,7 +191,9 @@ pub async fn dispatch(command: Command) -> i32 {
         Command::Ops(args) => ops(args).await,
         Command::Run(args) => run(args).await,
         Command::Check(args) => check(&args),
-        Command::Server(_) | Command::Migrate(_) => Ok(()),
+        Command::Server(_) | Command::Migrate(_) | Command::Scheduler(_) | Command::Worker(_) => {
+            Ok(())
+        }
     };
     match result {
         Ok(()) => 0,

@@ -11,6 +11,7 @@ pub mod output;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -57,6 +58,99 @@ pub enum Command {
     Run(commands::RunArgs),
     /// Check a Polyaxonfile without submitting it (no server needed).
     Check(commands::CheckArgs),
+    /// Distributed mode: schedule queued runs onto the RabbitMQ work queue
+    /// (needs AMQP_URL and a shared DATABASE_URL).
+    Scheduler(SchedulerArgs),
+    /// Distributed mode: execute runs from the RabbitMQ work queue on this
+    /// host (needs AMQP_URL and a shared DATABASE_URL).
+    Worker(WorkerArgs),
+}
+
+/// The brokers of distributed mode.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// RabbitMQ for the work queue (`amqp://user:password@host:5672/%2f`).
+    /// With it, `trellis server` only serves the API and dashboard, and
+    /// `trellis scheduler` and `trellis worker` schedule and execute.
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Redis for live events (logs, statuses) across processes
+    /// (`redis://host:6379`). Without it, streams poll the database.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of queue names and Redis channels, so several installations
+    /// (or tests) can share one broker.
+    #[arg(long, env = "TRELLIS_NAMESPACE", default_value = "trellis")]
+    pub namespace: String,
+}
+
+impl BrokerArgs {
+    /// The AMQP URL, required by the distributed roles.
+    pub fn require_amqp(&self, role: &str) -> anyhow::Result<String> {
+        self.amqp_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("`trellis {role}` needs AMQP_URL (or --amqp-url): the RabbitMQ work queue it uses"))
+    }
+
+    /// The RabbitMQ queue of "start run" messages.
+    pub fn work_queue(&self) -> String {
+        format!("{}.runs", self.namespace)
+    }
+
+    /// The prefix of Redis channels.
+    pub fn redis_prefix(&self) -> String {
+        format!("{}:", self.namespace)
+    }
+}
+
+/// How executors report that they are alive.
+#[derive(Debug, Clone, Args)]
+pub struct HeartbeatArgs {
+    /// Seconds between an executing run's heartbeats.
+    #[arg(long, env = "TRELLIS_HEARTBEAT_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_secs: u64,
+    /// Seconds of silence after which a run's executor counts as lost and
+    /// the run is queued again.
+    #[arg(long, env = "TRELLIS_LOST_AFTER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub lost_after_secs: u64,
+}
+
+/// Options of `trellis scheduler`.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// At most this many runs execute at once, across all workers.
+    #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// A named queue, as for `trellis server --queue`.
+    #[arg(long = "queue", env = "TRELLIS_QUEUES", value_delimiter = ',', value_parser = parse_queue_arg)]
+    pub queues: Vec<(String, QueueLimits)>,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    pub brokers: BrokerArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Options of `trellis worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// At most this many runs at once on this worker.
+    #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+    /// The API's URL, given to runs as TRELLIS_HOST and MLFLOW_TRACKING_URI.
+    #[arg(long, env = "TRELLIS_HOST", default_value = "http://127.0.0.1:8000")]
+    pub api_url: String,
+    /// This worker's name in run conditions (default: host name and pid).
+    #[arg(long, env = "TRELLIS_WORKER_NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    pub brokers: BrokerArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// Where the metadata lives.
@@ -137,6 +231,10 @@ pub struct ServerArgs {
     #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
     #[command(flatten)]
+    pub heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    pub brokers: BrokerArgs,
+    #[command(flatten)]
     pub database: DatabaseArgs,
 }
 
@@ -155,10 +253,17 @@ impl ServerArgs {
             data_dir: self.database.data_dir,
             database,
             site_root: self.site_root,
-            executor: (self.executor == ExecutorKind::Local).then(|| ExecutorSettings {
-                concurrency: self.concurrency,
-                queues: self.queues.into_iter().collect(),
-            }),
+            // With a work queue, scheduling and execution are the
+            // `scheduler` and `worker` roles' job.
+            executor: (self.executor == ExecutorKind::Local && self.brokers.amqp_url.is_none())
+                .then(|| ExecutorSettings {
+                    concurrency: self.concurrency,
+                    queues: self.queues.into_iter().collect(),
+                    heartbeat: Duration::from_secs(self.heartbeat.heartbeat_secs),
+                    lost_after: Duration::from_secs(self.heartbeat.lost_after_secs),
+                }),
+            redis_url: self.brokers.redis_url.clone().filter(|u| !u.is_empty()),
+            redis_prefix: self.brokers.redis_prefix(),
         })
     }
 }

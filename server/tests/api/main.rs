@@ -1047,3 +1047,4 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 
 mod execution;
 mod streams;
+mod distributed;

@@ -46,6 +46,9 @@ impl Server {
             .args(extra)
             .env("RUST_LOG", "warn")
             .env_remove("DATABASE_URL")
+            // Embedded unless a test passes brokers explicitly.
+            .env_remove("AMQP_URL")
+            .env_remove("REDIS_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(url) = database_url {

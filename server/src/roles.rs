@@ -1,0 +1,121 @@
+//! The distributed roles: `trellis scheduler` and `trellis worker`.
+//!
+//! Both connect to the shared database (migrating it if needed), the
+//! RabbitMQ work queue and, when configured, Redis for live events; both
+//! stop cleanly on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use trellis_queue::WorkQueue;
+use trellis_services::Services;
+use trellis_services::scheduler::{Scheduler, SchedulerConfig};
+use trellis_services::worker::{Worker, relay};
+
+use crate::cli::{BrokerArgs, DatabaseArgs, SchedulerArgs, WorkerArgs};
+use crate::startup::{connect, events, host_name, signal_shutdown};
+
+/// What both roles open.
+struct Wiring {
+    services: Services,
+    queue: Arc<WorkQueue>,
+    shutdown: CancellationToken,
+    db: trellis_db::Db,
+}
+
+async fn wire(role: &str, database: &DatabaseArgs, brokers: &BrokerArgs) -> anyhow::Result<Wiring> {
+    let amqp = brokers.require_amqp(role)?;
+    let settings = database.database()?;
+    let db = connect(&settings).await?;
+    db.migrate()
+        .await
+        .with_context(|| format!("migrating {}", settings.describe()))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let events = events(
+        brokers.redis_url.as_deref().filter(|u| !u.is_empty()),
+        &brokers.redis_prefix(),
+        shutdown.clone(),
+    )
+    .await?;
+    let queue = WorkQueue::connect(&amqp, &brokers.work_queue()).await?;
+    tracing::info!(
+        "trellis {role} uses {} and the work queue `{}`",
+        settings.describe(),
+        brokers.work_queue()
+    );
+    Ok(Wiring {
+        services: Services::new(db.clone()).with_events(events),
+        queue: Arc::new(queue),
+        shutdown,
+        db,
+    })
+}
+
+/// `trellis scheduler`: queues, plans and dispatches runs through the
+/// outbox, relays the outbox to RabbitMQ, and re-queues runs whose worker
+/// went silent.
+pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
+    let wiring = wire("scheduler", &args.database, &args.brokers).await?;
+    let config = SchedulerConfig {
+        concurrency: args.concurrency,
+        queues: args.queues.into_iter().collect(),
+        heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
+        lost_after: Duration::from_secs(args.heartbeat.lost_after_secs),
+        ..SchedulerConfig::new(
+            args.database.data_dir.clone(),
+            String::new(),
+            format!("scheduler:{}", host_name()),
+        )
+    };
+    let relaying = tokio::spawn(relay(
+        wiring.services.clone(),
+        wiring.queue.clone(),
+        wiring.shutdown.clone(),
+    ));
+    Scheduler::new(wiring.services.clone(), config, wiring.shutdown.clone())
+        .dispatching_to_workers()
+        .run_until_stopped()
+        .await;
+    let _ = relaying.await;
+    wiring.queue.close().await;
+    wiring.db.close().await;
+    Ok(())
+}
+
+/// `trellis worker`: executes runs from the work queue on this host.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let wiring = wire("worker", &args.database, &args.brokers).await?;
+    std::fs::create_dir_all(&args.database.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            args.database.data_dir.display()
+        )
+    })?;
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    let config = SchedulerConfig {
+        concurrency: args.concurrency,
+        heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
+        lost_after: Duration::from_secs(args.heartbeat.lost_after_secs),
+        ..SchedulerConfig::new(
+            args.database.data_dir.clone(),
+            args.api_url.trim_end_matches('/').to_owned(),
+            format!("worker:{name}"),
+        )
+    };
+    let outcome = Worker::new(
+        wiring.services.clone(),
+        config,
+        wiring.queue.clone(),
+        wiring.shutdown.clone(),
+    )
+    .run()
+    .await;
+    wiring.queue.close().await;
+    wiring.db.close().await;
+    Ok(outcome?)
+}
