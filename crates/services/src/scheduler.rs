@@ -162,20 +162,24 @@ impl Scheduler {
             if killed {
                 tracing::warn!(run.id = %run.uuid, "killed the orphaned process of run {}", run.uuid);
             }
+            let fate = match (killed, run.pid) {
+                (true, Some(pid)) => format!(" Its process (pid {pid}) was still running and was killed."),
+                _ => " Its process is no longer running.".to_owned(),
+            };
             let (next, message) = if run.status == RunStatus::Stopping {
                 (
                     RunStatus::Stopped,
-                    "The server restarted while the run was stopping.",
+                    format!("The server restarted while the run was stopping.{fate}"),
                 )
             } else {
                 (
                     RunStatus::Failed,
-                    "The server restarted while the run was active; its process is no longer tracked.",
+                    format!("The server restarted while the run was active.{fate}"),
                 )
             };
             self.services
                 .runs()
-                .advance(run.uuid, next, "ServerRestarted", Some(message))
+                .advance(run.uuid, next, "ServerRestarted", Some(&message))
                 .await?;
         }
         Ok(stale.len())

@@ -204,6 +204,22 @@ async fn stop_ends_a_running_job_and_a_restart_fails_orphans() {
         .unwrap()
         .clone();
     assert_eq!(last["reason"], "ServerRestarted");
+    // The job's process outlived the killed server; the restart ended it.
+    let message = last["message"].as_str().unwrap();
+    assert!(message.contains("was killed"), "{message}");
+    let marker = format!("TRELLIS_RUN_UUID={orphan_uuid}");
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|e| e == marker.as_bytes())
+            })
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(survivors.is_empty(), "orphaned processes survive: {survivors:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
