@@ -6,15 +6,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-export default async function globalSetup() {
-  const port = process.env.TRELLIS_E2E_PORT ?? "18080";
-  const bin = process.env.TRELLIS_BIN;
-  if (!bin) throw new Error("set TRELLIS_BIN to the trellis binary to test");
+/** Starts `trellis server` with `extra` arguments; resolves once healthy. */
+async function start(bin: string, port: string, extra: string[]) {
   const dataDir = mkdtempSync(join(tmpdir(), "trellis-e2e-"));
-  // The dashboard tests drive run statuses themselves: no executor.
-  const server = spawn(bin, ["server", "--data-dir", dataDir, "--port", port, "--executor", "none"], {
+  const server = spawn(bin, ["server", "--data-dir", dataDir, "--port", port, ...extra], {
     cwd: resolve(__dirname, ".."),
-    env: { ...process.env, DATABASE_URL: "", RUST_LOG: "warn" },
+    env: { ...process.env, DATABASE_URL: "", AMQP_URL: "", REDIS_URL: "", RUST_LOG: "warn" },
     stdio: ["ignore", "inherit", "inherit"],
   });
   let exited = false;
@@ -32,10 +29,22 @@ export default async function globalSetup() {
     if (Date.now() > deadline) throw new Error("trellis server did not become healthy in 60 s");
     await new Promise((r) => setTimeout(r, 250));
   }
-
   return async () => {
     server.kill("SIGTERM");
     await new Promise((r) => (exited ? r(null) : server.on("exit", r)));
     rmSync(dataDir, { recursive: true, force: true });
+  };
+}
+
+export default async function globalSetup() {
+  const bin = process.env.TRELLIS_BIN;
+  if (!bin) throw new Error("set TRELLIS_BIN to the trellis binary to test");
+  // The dashboard tests drive run statuses themselves: no executor.
+  const stopTracking = await start(bin, process.env.TRELLIS_E2E_PORT ?? "18080", ["--executor", "none"]);
+  // The live tests run real jobs on the local executor.
+  const stopLive = await start(bin, process.env.TRELLIS_E2E_LIVE_PORT ?? "18081", []);
+  return async () => {
+    await stopTracking();
+    await stopLive();
   };
 }

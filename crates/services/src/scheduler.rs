@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use trellis_events::Event;
 use tokio_util::sync::CancellationToken;
 use trellis_db::runs::{OutboxMessage, RunRow};
 use trellis_domain::lifecycle::RunStatus;
@@ -307,13 +309,40 @@ impl Scheduler {
         {
             tracing::error!(error = ?error, "scheduler recovery failed: {error}");
         }
+        // A run created or ending frees or needs a slot: tick at once
+        // rather than at the next period, so short runs do not wait.
+        let mut events = self.services.events().subscribe();
         loop {
             if let Err(error) = self.tick().await {
                 tracing::error!(error = ?error, "scheduler tick failed: {error}");
             }
-            tokio::select! {
-                () = self.shutdown.cancelled() => break,
-                () = tokio::time::sleep(self.config.every) => {}
+            let woke = {
+                let wake = async {
+                    loop {
+                        match events.recv().await {
+                            Ok(Event::Status { status, .. })
+                                if status == RunStatus::Created
+                                    || status == RunStatus::Queued
+                                    || status.is_done() =>
+                            {
+                                return;
+                            }
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(_)) => return,
+                            Err(RecvError::Closed) => std::future::pending::<()>().await,
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(self.config.every) => false,
+                    () = wake => true,
+                }
+            };
+            if woke {
+                // Gather a burst of changes into one tick.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                while events.try_recv().is_ok() {}
             }
         }
         let tasks: Vec<_> = self
