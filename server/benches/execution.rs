@@ -96,7 +96,11 @@ impl Api {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "{path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
@@ -159,9 +163,7 @@ async fn throughput(api: &Api, project: &str, runs: usize) -> Throughput {
     let mut running = 0.0;
     let mut failed = 0;
     for offset in (0..runs).step_by(1000) {
-        let page = api
-            .get(&format!("{path}?limit=1000&offset={offset}"))
-            .await;
+        let page = api.get(&format!("{path}?limit=1000&offset={offset}")).await;
         for run in page["results"].as_array().unwrap() {
             running += run["duration"].as_f64().unwrap_or(0.0);
             if run["status"] != "succeeded" {
@@ -286,11 +288,8 @@ async fn log_latency(seconds: usize) -> Latency {
         &[],
     );
     let api = Api::wait_healthy(format!("http://127.0.0.1:{port}")).await;
-    api.post(
-        "/api/v1/default/projects/create",
-        json!({ "name": "logs" }),
-    )
-    .await;
+    api.post("/api/v1/default/projects/create", json!({ "name": "logs" }))
+        .await;
     let lines = seconds * 10_000;
     // Paced in 1 ms batches of 10 lines, each stamped as it is written.
     let script = format!(

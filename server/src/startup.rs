@@ -18,8 +18,8 @@ use trellis_events::Events;
 use trellis_services::Services;
 use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 
-use crate::{api, streams};
 use crate::config::{DatabaseSettings, Settings};
+use crate::{api, streams};
 
 /// State shared by every route: the services, and Leptos's options for
 /// rendering pages and serving the compiled front end.

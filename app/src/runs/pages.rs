@@ -6,9 +6,7 @@ use leptos_router::components::{A, Form, Outlet};
 use leptos_router::hooks::{use_params_map, use_query_map};
 use trellis_api_types as wire;
 
-use super::api::{
-    PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view,
-};
+use super::api::{PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view};
 use crate::error::AppError;
 use crate::projects::pages::Tags;
 use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
@@ -42,7 +40,9 @@ pub fn ProjectPage() -> impl IntoView {
         move || (owner(), project(), page(), query(), sort(), refresh.get()),
         |(o, p, page, query, sort, _)| project_view(o, p, page, query, sort),
     );
-    follow_statuses(owner, project, move |_| set_refresh.update(|n| *n = n.wrapping_add(1)));
+    follow_statuses(owner, project, move |_| {
+        set_refresh.update(|n| *n = n.wrapping_add(1))
+    });
     view! {
         <Title text=move || format!("{}/{}", owner(), project()) />
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -310,9 +310,8 @@ pub fn RunPage() -> impl IntoView {
     );
     provide_context(data);
     follow_statuses(owner, project, move |changed| {
-        let this_run = changed.is_none_or(|changed| {
-            changed.simple().to_string() == uuid().replace('-', "")
-        });
+        let this_run =
+            changed.is_none_or(|changed| changed.simple().to_string() == uuid().replace('-', ""));
         if this_run {
             set_refresh.update(|n| *n = n.wrapping_add(1));
         }
@@ -697,7 +696,9 @@ fn LiveLogs(initial: wire::RunLogs, stream: String) -> impl IntoView {
         } else {
             let matching = lines.with(|all| {
                 let needle = needle.to_lowercase();
-                all.iter().filter(|e| e.text.to_lowercase().contains(&needle)).count()
+                all.iter()
+                    .filter(|e| e.text.to_lowercase().contains(&needle))
+                    .count()
             });
             format!("{matching} of {total} line{} match", plural(total))
         };

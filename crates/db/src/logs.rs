@@ -37,7 +37,8 @@ pub async fn append(db: &Db, run_id: i64, lines: &[LogLine]) -> DbResult<Option<
     with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         for chunk in lines.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::new("INSERT INTO run_logs (run_id, stream, text, at) ");
+            let mut insert =
+                sqlx::QueryBuilder::new("INSERT INTO run_logs (run_id, stream, text, at) ");
             insert.push_values(chunk, |mut row, line| {
                 row.push_bind(run_id)
                     .push_bind(stream_name(line.stream))

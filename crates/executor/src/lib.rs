@@ -216,6 +216,33 @@ impl Process {
     }
 }
 
+/// Ends the process group of `pid` if it is still the process of run
+/// `run_uuid` (its environment says `TRELLIS_RUN_UUID=<run_uuid>`): a run
+/// whose server died keeps running unwatched, writing to closed pipes.
+/// Checking the environment keeps a reused pid from being killed.
+/// Returns whether a process was killed.
+pub fn kill_orphan(pid: i64, run_uuid: &str) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 1 {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let marker = format!("TRELLIS_RUN_UUID={run_uuid}");
+    let ours = environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == marker.as_bytes());
+    if !ours {
+        return false;
+    }
+    // SAFETY: kill(2) with a negative pid signals that process group; it
+    // has no memory-safety preconditions.
+    unsafe { libc::kill(-pid, libc::SIGKILL) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,31 +422,4 @@ mod tests {
         };
         assert!(matches!(start(&empty, tx), Err(ExecError::EmptyCommand)));
     }
-}
-
-/// Ends the process group of `pid` if it is still the process of run
-/// `run_uuid` (its environment says `TRELLIS_RUN_UUID=<run_uuid>`): a run
-/// whose server died keeps running unwatched, writing to closed pipes.
-/// Checking the environment keeps a reused pid from being killed.
-/// Returns whether a process was killed.
-pub fn kill_orphan(pid: i64, run_uuid: &str) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    if pid <= 1 {
-        return false;
-    }
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let marker = format!("TRELLIS_RUN_UUID={run_uuid}");
-    let ours = environ
-        .split(|b| *b == 0)
-        .any(|entry| entry == marker.as_bytes());
-    if !ours {
-        return false;
-    }
-    // SAFETY: kill(2) with a negative pid signals that process group; it
-    // has no memory-safety preconditions.
-    unsafe { libc::kill(-pid, libc::SIGKILL) == 0 }
 }

@@ -469,8 +469,7 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.try_change_with(row, next, reason, message, None)
-            .await
+        self.try_change_with(row, next, reason, message, None).await
     }
 
     async fn try_change_with(
@@ -547,14 +546,7 @@ impl Runs<'_> {
         pid: Option<i32>,
     ) -> ServiceResult<bool> {
         let now = self.services.now();
-        Ok(runs::heartbeat(
-            &self.services.db,
-            run.id,
-            executor,
-            pid.map(i64::from),
-            now,
-        )
-        .await?)
+        Ok(runs::heartbeat(&self.services.db, run.id, executor, pid.map(i64::from), now).await?)
     }
 
     /// Active runs whose executor has been silent for longer than `quiet`.

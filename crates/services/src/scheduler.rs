@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
-use trellis_events::Event;
 use tokio_util::sync::CancellationToken;
 use trellis_db::runs::{OutboxMessage, RunRow};
 use trellis_domain::lifecycle::RunStatus;
@@ -34,6 +33,7 @@ use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::run::RunKind;
 use trellis_domain::scheduling::{Capacity, DEFAULT_QUEUE, QueueLimits, Waiting, plan};
 use trellis_domain::spec::{self, Globals, InitStep, NoFiles};
+use trellis_events::Event;
 use trellis_executor::{Finished, ProcessSpec};
 use uuid::Uuid;
 
@@ -165,7 +165,9 @@ impl Scheduler {
                 tracing::warn!(run.id = %run.uuid, "killed the orphaned process of run {}", run.uuid);
             }
             let fate = match (killed, run.pid) {
-                (true, Some(pid)) => format!(" Its process (pid {pid}) was still running and was killed."),
+                (true, Some(pid)) => {
+                    format!(" Its process (pid {pid}) was still running and was killed.")
+                }
                 _ => " Its process is no longer running.".to_owned(),
             };
             let (next, message) = if run.status == RunStatus::Stopping {
@@ -372,7 +374,12 @@ impl Scheduler {
                 self.config.lost_after.as_secs()
             );
             if runs
-                .advance(run.uuid, RunStatus::Retrying, "ExecutorLost", Some(&message))
+                .advance(
+                    run.uuid,
+                    RunStatus::Retrying,
+                    "ExecutorLost",
+                    Some(&message),
+                )
                 .await?
                 .is_some()
                 && runs
@@ -621,12 +628,14 @@ async fn execute_inner(
     let (next, reason, message) = match ending {
         Ending::Lost => return Ok(()),
         // A worker going away hands its runs back to the queue.
-        Ending::Shutdown if config.executor_id.starts_with("worker:") => {
-            (RunStatus::Retrying, "WorkerShutdown", Some(format!(
+        Ending::Shutdown if config.executor_id.starts_with("worker:") => (
+            RunStatus::Retrying,
+            "WorkerShutdown",
+            Some(format!(
                 "{} shut down while the run was active; the run is queued again.",
                 config.executor_id
-            )))
-        }
+            )),
+        ),
         Ending::Exited(Finished { exit, .. }) if exit.is_success() => {
             (RunStatus::Succeeded, "Succeeded", None)
         }
@@ -669,8 +678,13 @@ async fn execute_inner(
             .await?
             .is_some()
         {
-            runs.advance(uuid, RunStatus::Queued, "Queued", Some("Waiting for a free slot"))
-                .await?;
+            runs.advance(
+                uuid,
+                RunStatus::Queued,
+                "Queued",
+                Some("Waiting for a free slot"),
+            )
+            .await?;
         }
         return Ok(());
     }

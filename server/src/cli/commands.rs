@@ -363,21 +363,23 @@ async fn logs(
         (true, Some(url)) => stream_logs(&url, &mut after, &mut emit).await,
         _ => false,
     };
-    while !streamed {
-        let page = client
-            .get(
-                &path,
-                &[("after", after.to_string()), ("limit", "1000".to_owned())],
-            )
-            .await?;
-        let entries = page["logs"].as_array().cloned().unwrap_or_default();
-        emit(&entries);
-        after = page["next_cursor"].as_i64().unwrap_or(after);
-        if entries.is_empty() {
-            if !follow || page["done"].as_bool().unwrap_or(true) {
-                break;
+    if !streamed {
+        loop {
+            let page = client
+                .get(
+                    &path,
+                    &[("after", after.to_string()), ("limit", "1000".to_owned())],
+                )
+                .await?;
+            let entries = page["logs"].as_array().cloned().unwrap_or_default();
+            emit(&entries);
+            after = page["next_cursor"].as_i64().unwrap_or(after);
+            if entries.is_empty() {
+                if !follow || page["done"].as_bool().unwrap_or(true) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
     if out == Output::Json {

@@ -210,7 +210,11 @@ async fn workers_share_the_queue_and_a_killed_worker_loses_no_run() {
 
     // Several short jobs spread over both workers and all succeed, their
     // output stored and streamed by the API process.
-    let quick = job(dir.path(), "quick", "echo hello from $TRELLIS_RUN_UUID; sleep 1");
+    let quick = job(
+        dir.path(),
+        "quick",
+        "echo hello from $TRELLIS_RUN_UUID; sleep 1",
+    );
     let mut quick_runs = Vec::new();
     for _ in 0..6 {
         quick_runs.push(submit(&server, &quick).await);

@@ -212,14 +212,15 @@ async fn stop_ends_a_running_job_and_a_restart_fails_orphans() {
         .unwrap()
         .flatten()
         .filter(|entry| {
-            std::fs::read(entry.path().join("environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|e| e == marker.as_bytes())
-            })
+            std::fs::read(entry.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == marker.as_bytes()))
         })
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(survivors.is_empty(), "orphaned processes survive: {survivors:?}");
+    assert!(
+        survivors.is_empty(),
+        "orphaned processes survive: {survivors:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

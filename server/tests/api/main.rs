@@ -1045,6 +1045,6 @@ async fn run_logs_are_served_by_cursor(db: Db) {
     );
 }
 
+mod distributed;
 mod execution;
 mod streams;
-mod distributed;
