@@ -2,6 +2,9 @@
 -- to the work queue (SQLite). Mirrors ../postgres/20261127000004_*.
 ALTER TABLE runs ADD COLUMN executor TEXT;
 ALTER TABLE runs ADD COLUMN pid INTEGER;
+-- A restart or copy points at the run it was made from.
+ALTER TABLE runs ADD COLUMN original_uuid BLOB;
+ALTER TABLE runs ADD COLUMN cloning_kind TEXT CHECK (cloning_kind IN ('restart', 'copy'));
 ALTER TABLE runs ADD COLUMN heartbeat_at TEXT;
 
 -- Messages written in the same transaction as the state change they

@@ -97,6 +97,12 @@ pub struct Run {
     pub wait_time: Option<f64>,
     /// Seconds from start (or creation) to finish.
     pub duration: Option<f64>,
+    /// The run this one restarts or copies.
+    #[serde(default)]
+    pub original: Option<Uuid>,
+    /// `restart` or `copy`, with `original`.
+    #[serde(default)]
+    pub cloning_kind: Option<String>,
 }
 
 /// Body of `POST /api/v1/{owner}/{project}/runs`.

@@ -46,6 +46,10 @@ pub struct RunRow {
     pub pid: Option<i64>,
     /// When its executor last reported it alive.
     pub heartbeat_at: Option<DateTime<Utc>>,
+    /// The run this one restarts or copies.
+    pub original: Option<Uuid>,
+    /// `restart` or `copy`, with `original`.
+    pub cloning_kind: Option<String>,
 }
 
 /// The SELECT list [`decode_run`] reads; every run query selects exactly this.
@@ -54,7 +58,7 @@ macro_rules! run_select {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
                 r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
                 r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration,
-                r.executor, r.pid, r.heartbeat_at
+                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind
          FROM runs r JOIN projects p ON p.id = r.project_id"
     };
 }
@@ -116,6 +120,8 @@ where
         executor: row.try_get("executor")?,
         pid: row.try_get("pid")?,
         heartbeat_at: row.try_get("heartbeat_at")?,
+        original: row.try_get("original_uuid")?,
+        cloning_kind: row.try_get("cloning_kind")?,
     })
 }
 
@@ -133,6 +139,8 @@ pub struct NewRun<'a> {
     pub queue: Option<&'a str>,
     /// The params the run was compiled with.
     pub inputs: &'a JsonObject,
+    /// The run this one restarts or copies, and which of the two.
+    pub original: Option<(Uuid, &'a str)>,
     pub now: DateTime<Utc>,
 }
 
@@ -143,8 +151,9 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
-                               queue, inputs, outputs, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                               queue, inputs, outputs, created_at, updated_at,
+                               original_uuid, cloning_kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -159,6 +168,8 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(Json(new.inputs))
         .bind(Json(JsonObject::new()))
         .bind(new.now)
+        .bind(new.original.map(|(uuid, _)| uuid))
+        .bind(new.original.map(|(_, kind)| kind))
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(

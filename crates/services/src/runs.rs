@@ -30,6 +30,25 @@ pub struct Runs<'a> {
     pub(crate) services: &'a Services,
 }
 
+/// How a new run was made from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloning {
+    /// Run the same spec and params again as a new run.
+    Restart,
+    /// Like a restart, also taking the original's outputs.
+    Copy,
+}
+
+impl Cloning {
+    /// `restart` or `copy`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloning::Restart => "restart",
+            Cloning::Copy => "copy",
+        }
+    }
+}
+
 /// Where a run lives: its project and its uuid as given in a path.
 #[derive(Debug, Clone, Copy)]
 pub struct RunRef<'a> {
@@ -57,6 +76,8 @@ fn to_dto(row: RunRow) -> api::Run {
         finished_at: row.timing.finished_at,
         wait_time: row.timing.wait_time,
         duration: row.timing.duration,
+        original: row.original,
+        cloning_kind: row.cloning_kind,
     }
 }
 
@@ -145,6 +166,89 @@ impl Runs<'_> {
         project: &str,
         input: api::CreateRun,
     ) -> ServiceResult<api::Run> {
+        self.create_from(owner, project, input, None).await
+    }
+
+    /// A new run with the spec, params, name, description and tags of the
+    /// run at `at` (Polyaxon's restart and copy), pointing back at it.
+    /// `copy` also takes the original's outputs.
+    pub async fn clone_run(&self, at: RunRef<'_>, kind: Cloning) -> ServiceResult<api::Run> {
+        let original = self.load(at).await?;
+        if original.content.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "uuid",
+                "this run has no spec to run again (it was tracked from outside)",
+            ));
+        }
+        let input = api::CreateRun {
+            name: original.name.clone(),
+            description: Some(original.description.clone()),
+            tags: Some(original.tags.clone()),
+            content: Some(original.content.clone()),
+            params: Some(original.inputs.clone()),
+        };
+        let created = self
+            .create_from(at.owner, at.project, input, Some((original.uuid, kind)))
+            .await?;
+        if kind == Cloning::Copy && !original.outputs.is_empty() {
+            let row = runs::find_any(&self.services.db, created.uuid)
+                .await?
+                .ok_or_else(contended)?;
+            runs::merge_outputs(
+                &self.services.db,
+                row.id,
+                &original.outputs,
+                self.services.now(),
+            )
+            .await?;
+            let copied = runs::find_any(&self.services.db, created.uuid)
+                .await?
+                .ok_or_else(contended)?;
+            return Ok(to_dto(copied));
+        }
+        Ok(created)
+    }
+
+    /// Runs a done run again as itself (Polyaxon's resume): `resuming`,
+    /// then the scheduler queues it like a new submission.
+    pub async fn resume(&self, at: RunRef<'_>) -> ServiceResult<api::Run> {
+        let mut row = self.load(at).await?;
+        if row.content.trim().is_empty() {
+            return Err(ServiceError::invalid(
+                "uuid",
+                "this run has no spec to resume (it was tracked from outside)",
+            ));
+        }
+        for _ in 0..MAX_STATUS_ATTEMPTS {
+            if !row.status.is_done() {
+                return Err(ServiceError::Conflict(format!(
+                    "only a done run can be resumed; this one is `{}`",
+                    row.status
+                )));
+            }
+            match self
+                .try_change(
+                    &row,
+                    RunStatus::Resuming,
+                    Some("Resumed"),
+                    Some("Resumed by the user"),
+                )
+                .await?
+            {
+                Some(updated) => return Ok(to_dto(updated)),
+                None => row = self.load(at).await?,
+            }
+        }
+        Err(contended())
+    }
+
+    async fn create_from(
+        &self,
+        owner: &str,
+        project: &str,
+        input: api::CreateRun,
+        original: Option<(uuid::Uuid, Cloning)>,
+    ) -> ServiceResult<api::Run> {
         let project = load_project(self.services, owner, project).await?;
         let content = input.content.unwrap_or_default();
         let uuid = uuid::Uuid::new_v4();
@@ -208,6 +312,7 @@ impl Runs<'_> {
             content: &content,
             queue: compiled.as_ref().and_then(|c| c.queue.as_deref()),
             inputs: &inputs,
+            original: original.map(|(uuid, kind)| (uuid, kind.as_str())),
             now: self.services.now(),
         };
         let row = runs::insert(&self.services.db, &new).await?;

@@ -194,7 +194,10 @@ impl Scheduler {
         let mut outcome = TickOutcome::default();
         let runs = self.services.runs();
         outcome.requeued = self.requeue_lost().await?;
-        for run in runs.in_statuses(&[RunStatus::Created], 500).await? {
+        for run in runs
+            .in_statuses(&[RunStatus::Created, RunStatus::Resuming], 500)
+            .await?
+        {
             if run.kind != Some(RunKind::Job) || run.content.trim().is_empty() {
                 continue;
             }

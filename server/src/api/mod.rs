@@ -49,6 +49,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/{owner}/{project}/runs/{uuid}/stop", post(runs::stop_run))
         .route(
+            "/{owner}/{project}/runs/{uuid}/restart",
+            post(runs::restart_run),
+        )
+        .route("/{owner}/{project}/runs/{uuid}/copy", post(runs::copy_run))
+        .route(
+            "/{owner}/{project}/runs/{uuid}/resume",
+            post(runs::resume_run),
+        )
+        .route(
             "/{owner}/{project}/runs/{uuid}/statuses",
             get(runs::get_run_statuses).post(runs::create_run_status),
         )

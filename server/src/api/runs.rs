@@ -7,7 +7,7 @@ use trellis_api_types::{
     CreateRun, ErrorBody, ListResponse, PostStatus, Run, RunLogs, RunStatuses, UpdateRun,
 };
 use trellis_domain::listing::RunSort;
-use trellis_services::runs::RunRef;
+use trellis_services::runs::{Cloning, RunRef};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery};
@@ -103,6 +103,51 @@ pub async fn delete_run(
     responses((status = 200, body = Run), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stop_run(State(state): State<AppState>, Path(path): RunPath) -> ApiResult<Json<Run>> {
     Ok(Json(state.services.runs().stop(run_ref(&path)).await?))
+}
+
+/// Restarts a run: a new run with the same spec and params, pointing back
+/// at this one.
+#[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/restart", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 201, body = Run), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn restart_run(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let run = state
+        .services
+        .runs()
+        .clone_run(run_ref(&path), Cloning::Restart)
+        .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Copies a run: like a restart, also taking its outputs.
+#[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/copy", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 201, body = Run), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn copy_run(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let run = state
+        .services
+        .runs()
+        .clone_run(run_ref(&path), Cloning::Copy)
+        .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Resumes a done run as itself: it is queued again and keeps its history
+/// and logs.
+#[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/resume", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 200, body = Run), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resume_run(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<Json<Run>> {
+    Ok(Json(state.services.runs().resume(run_ref(&path)).await?))
 }
 
 /// Lists a run's status conditions, oldest first.

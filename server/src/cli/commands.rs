@@ -130,6 +130,12 @@ pub enum OpsCommand {
     },
     /// Stop a run.
     Stop(RunTarget),
+    /// Run a run's spec and params again, as a new run.
+    Restart(RunTarget),
+    /// Like restart, also taking the run's outputs.
+    Copy(RunTarget),
+    /// Run a done run again as itself, keeping its history and logs.
+    Resume(RunTarget),
     /// Delete a run and its history.
     Delete(RunTarget),
 }
@@ -166,6 +172,10 @@ pub struct RunArgs {
     /// succeeded.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Stream the run's output live until it is done; exit non-zero unless
+    /// it succeeded.
+    #[arg(short = 'l', long, conflicts_with = "watch")]
+    pub log: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -282,6 +292,31 @@ async fn projects(args: ProjectsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `ops restart` and `ops copy`: a new run from the target's spec.
+async fn clone(
+    client: &ApiClient,
+    target: &RunTarget,
+    verb: &str,
+    out: Output,
+) -> Result<(), CliError> {
+    let created = client
+        .post(&run_path(target, &format!("/{verb}")), &json!({}))
+        .await?;
+    print(out, &created, |r| {
+        format!(
+            "{} run {} as {}\n",
+            if verb == "copy" {
+                "Copied"
+            } else {
+                "Restarted"
+            },
+            target.uid,
+            r["uuid"].as_str().unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
 async fn ops(args: OpsArgs) -> Result<(), CliError> {
     let client = ApiClient::new(&args.client.host)?;
     let out = args.client.output;
@@ -317,6 +352,20 @@ async fn ops(args: OpsArgs) -> Result<(), CliError> {
             print(out, &statuses, output::statuses_table);
         }
         OpsCommand::Logs { target, follow } => logs(&client, &target, follow, out).await?,
+        OpsCommand::Restart(target) => clone(&client, &target, "restart", out).await?,
+        OpsCommand::Copy(target) => clone(&client, &target, "copy", out).await?,
+        OpsCommand::Resume(target) => {
+            let resumed = client
+                .post(&run_path(&target, "/resume"), &json!({}))
+                .await?;
+            print(out, &resumed, |r| {
+                format!(
+                    "Run {} is {}\n",
+                    target.uid,
+                    r["status"].as_str().unwrap_or_default()
+                )
+            });
+        }
         OpsCommand::Stop(target) => {
             let stopped = client.post(&run_path(&target, "/stop"), &json!({})).await?;
             print(out, &stopped, |r| {
@@ -493,6 +542,22 @@ async fn run(args: RunArgs) -> Result<(), CliError> {
     let uuid = created["uuid"].as_str().unwrap_or_default().to_owned();
     let run_path = format!("/api/v1/{owner}/{name}/runs/{uuid}");
     let dashboard = format!("{}/{owner}/{name}/runs/{uuid}", client.base());
+    if args.log {
+        eprintln!("Created run {uuid} in {owner}/{name}\n{dashboard}");
+        let target = RunTarget {
+            project: args.project.clone(),
+            uid: uuid.clone(),
+        };
+        logs(&client, &target, true, Output::Table).await?;
+        let finished = client.get(&run_path, &[]).await?;
+        let status = finished["status"].as_str().unwrap_or_default().to_owned();
+        eprintln!("Run {uuid} ended {status}");
+        return if status == "succeeded" {
+            Ok(())
+        } else {
+            Err(CliError::Usage(format!("the run ended `{status}`")))
+        };
+    }
     if !args.watch {
         print(args.client.output, &created, |_| {
             format!("Created run {uuid} in {owner}/{name}\n{dashboard}\n")

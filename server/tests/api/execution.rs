@@ -139,6 +139,32 @@ async fn a_failing_job_fails_with_its_exit_code_and_stderr() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_log_streams_the_output_live_and_exits_with_the_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let good = job(
+        dir.path(),
+        "good",
+        "for i in 1 2 3; do echo tick $i; sleep 0.3; done",
+    );
+    let bad = job(dir.path(), "bad", "echo trying; exit 2");
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let output = cli(&server, &["run", "-f", &good, "-p", "exec", "--log"]);
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(stdout, "tick 1\ntick 2\ntick 3\n");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("ended succeeded"));
+        let output = cli(&server, &["run", "-f", &bad, "-p", "exec", "--log"]);
+        assert_eq!(output.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "trying\n");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("ended `failed`"));
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_ends_a_running_job_and_a_restart_fails_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with(dir.path(), None, &[]).await;
@@ -505,4 +531,96 @@ async fn named_queues_limit_their_runs_and_unknown_queues_are_unschedulable() {
             .contains("queues: default, solo"),
         "{last}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_reruns_a_done_run_and_restart_and_copy_make_linked_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let spec = job(dir.path(), "again", "echo said {{ greeting }}");
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "exec"]);
+        let first = json(
+            &server,
+            &[
+                "run",
+                "-f",
+                &spec,
+                "-p",
+                "exec",
+                "-P",
+                "greeting=hi",
+                "--watch",
+            ],
+        );
+        let uuid = first["uuid"].as_str().unwrap().to_owned();
+
+        // Resume: the same run runs again, keeping its history and logs.
+        let resumed = json(&server, &["ops", "resume", "-p", "exec", "--uid", &uuid]);
+        assert_eq!(resumed["status"], "resuming");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let statuses = json(&server, &["ops", "statuses", "-p", "exec", "--uid", &uuid]);
+            let types: Vec<&str> = statuses["status_conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["type"].as_str().unwrap())
+                .collect();
+            if types.ends_with(&[
+                "resuming",
+                "compiled",
+                "queued",
+                "scheduled",
+                "starting",
+                "running",
+                "succeeded",
+            ]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{types:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let logs = json(&server, &["ops", "logs", "-p", "exec", "--uid", &uuid]);
+        let texts: Vec<&str> = logs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["said hi", "said hi"]);
+
+        // Resuming a run that is not done is refused.
+        let long = job(dir_path(&spec), "long", "sleep 30");
+        let active = json(&server, &["run", "-f", &long, "-p", "exec"]);
+        let active_uuid = active["uuid"].as_str().unwrap();
+        let refused = cli(
+            &server,
+            &["ops", "resume", "-p", "exec", "--uid", active_uuid],
+        );
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("only a done run can be resumed"),
+            "{refused:?}"
+        );
+        json(
+            &server,
+            &["ops", "stop", "-p", "exec", "--uid", active_uuid],
+        );
+
+        // Restart and copy: new runs with the same params, pointing back.
+        for verb in ["restart", "copy"] {
+            let made = json(&server, &["ops", verb, "-p", "exec", "--uid", &uuid]);
+            assert_ne!(made["uuid"], first["uuid"]);
+            assert_eq!(made["original"], first["uuid"]);
+            assert_eq!(made["cloning_kind"], verb);
+            assert_eq!(made["inputs"]["greeting"], "hi");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+fn dir_path(spec: &str) -> &std::path::Path {
+    std::path::Path::new(spec).parent().unwrap()
 }

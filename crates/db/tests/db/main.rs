@@ -46,6 +46,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
             content: "run:\n  kind: job\n",
             queue: None,
             inputs: &serde_json::Map::new(),
+            original: None,
             now: t(at),
         },
     )

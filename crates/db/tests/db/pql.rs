@@ -210,6 +210,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
             content: "",
             queue: None,
             inputs: &run.inputs,
+            original: None,
             now: created,
         },
     )
