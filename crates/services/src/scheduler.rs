@@ -531,6 +531,28 @@ async fn execute_inner(
     };
     let run = &run;
     runs.heartbeat(run, &config.executor_id, None).await?;
+    // Beats for the whole execution, `init` steps (a slow clone) included;
+    // stops when this function returns.
+    let _beating = Beating(tokio::spawn({
+        let (services, run, executor, every) = (
+            services.clone(),
+            run.clone(),
+            config.executor_id.clone(),
+            config.heartbeat,
+        );
+        async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match services.runs().heartbeat(&run, &executor, None).await {
+                    Ok(true) => {}
+                    Ok(false) => return, // done
+                    Err(error) => {
+                        tracing::warn!(error = ?error, "heartbeat of run {} failed: {error}", run.uuid);
+                    }
+                }
+            }
+        }
+    }));
     let steps = compiled
         .as_ref()
         .map(|c| c.init.clone())
@@ -579,7 +601,6 @@ async fn execute_inner(
     let mut batch: Vec<LogLine> = Vec::new();
     let mut flush = tokio::time::interval(Duration::from_millis(250));
     let mut check = tokio::time::interval(Duration::from_millis(500));
-    let mut beat = tokio::time::interval(config.heartbeat);
     let ending = loop {
         tokio::select! {
             line = received.recv() => match line {
@@ -596,9 +617,6 @@ async fn execute_inner(
                 if !batch.is_empty() {
                     runs.append_logs_of(run, &std::mem::take(&mut batch)).await?;
                 }
-            }
-            _ = beat.tick() => {
-                runs.heartbeat(run, &config.executor_id, None).await?;
             }
             _ = check.tick() => {
                 let status = runs.status_of(uuid).await?;
@@ -856,6 +874,15 @@ async fn git(args: &[&str], workdir: &std::path::Path) -> Result<(), String> {
             args[0],
             String::from_utf8_lossy(&output.stderr).trim()
         ))
+    }
+}
+
+/// Aborts the heartbeat task when the execution ends.
+struct Beating(tokio::task::JoinHandle<()>);
+
+impl Drop for Beating {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
