@@ -14,10 +14,12 @@
 //! [`crate::worker::Worker`] to execute. Executors send heartbeats; a run
 //! whose executor has been silent for `lost_after` is queued again.
 //!
-//! Scope today: `job` runs (the container's image is recorded, not used),
-//! named queues, stop (SIGTERM, then SIGKILL after a grace period),
-//! `termination.timeout` and `termination.maxRetries`. Other kinds stay
-//! `created` until their executors exist.
+//! Scope today: `job` and `service` runs (the container's image is
+//! recorded, not used; a service gets free ports on 127.0.0.1 and is
+//! `running` once its first port accepts connections), named queues, stop
+//! (SIGTERM, then SIGKILL after a grace period), `termination.timeout` and
+//! `termination.maxRetries`. Other kinds stay `created` until their
+//! executors exist.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -198,7 +200,9 @@ impl Scheduler {
             .in_statuses(&[RunStatus::Created, RunStatus::Resuming], 500)
             .await?
         {
-            if run.kind != Some(RunKind::Job) || run.content.trim().is_empty() {
+            if !matches!(run.kind, Some(RunKind::Job | RunKind::Service))
+                || run.content.trim().is_empty()
+            {
                 continue;
             }
             // The spec was compiled at submission; record it and queue.
@@ -462,14 +466,38 @@ async fn execute_inner(
     let runs = services.runs();
     let uuid = run.uuid;
     let workdir = config.data_dir.join("runs").join(uuid.simple().to_string());
-    let globals = globals(run, Some((&workdir, &config.base_url)));
-    let compiled = spec::compile(
-        &run.content,
-        None,
-        &NoFiles,
-        &run.inputs.clone().into_iter().collect(),
-        &globals,
-    );
+    let mut globals = globals(run, Some((&workdir, &config.base_url)));
+    let params = run.inputs.clone().into_iter().collect();
+    let mut compiled = spec::compile(&run.content, None, &NoFiles, &params, &globals);
+    // A service gets a free host port for each port it asks for, and its
+    // templates are rendered again with them (`globals.ports`,
+    // `globals.base_url`, the path the service proxy will keep).
+    let mut listening: Option<u16> = None;
+    if run.kind == Some(RunKind::Service)
+        && let Ok(requested) = compiled.as_ref().map(|c| c.ports.clone())
+    {
+        let wanted = requested.len().max(1);
+        match free_ports(wanted) {
+            Ok(ports) => {
+                listening = ports.first().copied();
+                globals.base_url = Some(format!(
+                    "/services/v1/{}/{}/runs/{}/{}",
+                    run.owner,
+                    run.project,
+                    uuid.simple(),
+                    requested.first().copied().unwrap_or(ports[0])
+                ));
+                globals.ports = ports;
+                compiled = spec::compile(&run.content, None, &NoFiles, &params, &globals);
+            }
+            Err(error) => {
+                let message = format!("Cannot reserve ports on 127.0.0.1 for the service: {error}");
+                runs.advance(uuid, RunStatus::Failed, "NoFreePort", Some(&message))
+                    .await?;
+                return Ok(());
+            }
+        }
+    }
     let container = match compiled.as_ref().ok().and_then(|c| c.container.clone()) {
         Some(container) => container,
         None => {
@@ -516,6 +544,14 @@ async fn execute_inner(
             run.project_id.to_string(),
         ),
     ]);
+    if let Some(port) = listening {
+        env.insert("PORT".to_owned(), port.to_string());
+        let ports: Vec<String> = globals.ports.iter().map(u16::to_string).collect();
+        env.insert("TRELLIS_SERVICE_PORTS".to_owned(), ports.join(","));
+        if let Some(base_url) = &globals.base_url {
+            env.insert("TRELLIS_SERVICE_BASE_URL".to_owned(), base_url.clone());
+        }
+    }
     env.extend(container.env.clone());
     let command: Vec<String> = container
         .command
@@ -586,17 +622,19 @@ async fn execute_inner(
     };
     runs.heartbeat(run, &config.executor_id, Some(process.pid()))
         .await?;
-    runs.advance(
-        uuid,
-        RunStatus::Running,
-        "Running",
-        Some(&format!(
-            "Process {} started by {}",
-            process.pid(),
-            config.executor_id
-        )),
-    )
-    .await?;
+    let started_by = format!(
+        "Process {} started by {}",
+        process.pid(),
+        config.executor_id
+    );
+    // A job runs as soon as its process does; a service once its port
+    // accepts connections (checked below).
+    let mut ready = listening.is_none();
+    if ready {
+        runs.advance(uuid, RunStatus::Running, "Running", Some(&started_by))
+            .await?;
+    }
+    let mut probe = tokio::time::interval(Duration::from_millis(100));
     let started = tokio::time::Instant::now();
     let mut batch: Vec<LogLine> = Vec::new();
     let mut flush = tokio::time::interval(Duration::from_millis(250));
@@ -616,6 +654,15 @@ async fn execute_inner(
             _ = flush.tick() => {
                 if !batch.is_empty() {
                     runs.append_logs_of(run, &std::mem::take(&mut batch)).await?;
+                }
+            }
+            _ = probe.tick(), if !ready => {
+                if let Some(port) = listening
+                    && accepts(port).await
+                {
+                    ready = true;
+                    let message = format!("{started_by}; listening on http://127.0.0.1:{port}");
+                    runs.advance(uuid, RunStatus::Running, "Running", Some(&message)).await?;
                 }
             }
             _ = check.tick() => {
@@ -875,6 +922,31 @@ async fn git(args: &[&str], workdir: &std::path::Path) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr).trim()
         ))
     }
+}
+
+/// `count` distinct free ports on 127.0.0.1. The listeners close before
+/// the service starts; a port taken in between makes the service fail to
+/// bind, which ends the run failed with its error.
+fn free_ports(count: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+/// Whether something accepts connections on 127.0.0.1:`port`.
+async fn accepts(port: u16) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 /// Aborts the heartbeat task when the execution ends.

@@ -624,3 +624,116 @@ async fn resume_reruns_a_done_run_and_restart_and_copy_make_linked_runs() {
 fn dir_path(spec: &str) -> &std::path::Path {
     std::path::Path::new(spec).parent().unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_gets_a_free_port_runs_once_it_listens_and_stops_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let spec = |name: &str, command: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "version: 1.1\nkind: component\nrun:\n  kind: service\n  ports: [8000]\n  container:\n    image: python:3.11\n    command: {command}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::read_to_string(path).unwrap()
+    };
+    let web = spec(
+        "web",
+        "[sh, -c, \"sleep 1; echo base $TRELLIS_SERVICE_BASE_URL; exec python3 -m http.server {{ globals.ports[0] }} --bind 127.0.0.1\"]",
+    );
+    server
+        .request(
+            "POST",
+            "/api/v1/default/projects/create",
+            Some(serde_json::json!({"name": "exec"})),
+        )
+        .await
+        .unwrap();
+    let run = server
+        .request(
+            "POST",
+            "/api/v1/default/exec/runs",
+            Some(serde_json::json!({"content": web})),
+        )
+        .await
+        .unwrap()
+        .1;
+    let uuid = run["uuid"].as_str().unwrap().to_owned();
+    // `starting` while it has not bound its port yet (the sleep), then
+    // `running` with the address it listens on.
+    wait_for_status(&server, &uuid, "starting").await;
+    wait_for_status(&server, &uuid, "running").await;
+    let statuses = server
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{uuid}/statuses"),
+            None,
+        )
+        .await
+        .unwrap()
+        .1;
+    let message = statuses["status_conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "running")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let address = message
+        .split("listening on http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{message}"))
+        .to_owned();
+    let page = Server {
+        child: std::process::Command::new("true").spawn().unwrap(),
+        base: format!("http://{address}"),
+    }
+    .request("GET", "/", None)
+    .await
+    .unwrap();
+    assert_eq!(page.0, 200, "the service answers on its port");
+
+    let stopped = server
+        .request(
+            "POST",
+            &format!("/api/v1/default/exec/runs/{uuid}/stop"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stopped.0, 200);
+    wait_for_status(&server, &uuid, "stopped").await;
+    let logs = server
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{uuid}/logs"),
+            None,
+        )
+        .await
+        .unwrap()
+        .1;
+    let hex = uuid.replace('-', "");
+    assert_eq!(
+        logs["logs"][0]["text"],
+        format!("base /services/v1/default/exec/runs/{hex}/8000")
+    );
+
+    // A service that dies before it listens fails with its error.
+    let broken = spec("broken", "[sh, -c, \"echo cannot bind >&2; exit 4\"]");
+    let run = server
+        .request(
+            "POST",
+            "/api/v1/default/exec/runs",
+            Some(serde_json::json!({"content": broken})),
+        )
+        .await
+        .unwrap()
+        .1;
+    let uuid = run["uuid"].as_str().unwrap().to_owned();
+    wait_for_status(&server, &uuid, "failed").await;
+}

@@ -37,6 +37,9 @@ pub struct CompiledRun {
     pub matrix: Option<MatrixSummary>,
     /// The main container after templating, for jobs and services.
     pub container: Option<ContainerSpec>,
+    /// The ports a service listens on (`run.ports`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
     /// The operations of a DAG, in a valid execution order.
     pub dag_order: Vec<String>,
     /// Steps that prepare the working directory before the container runs.
@@ -1132,6 +1135,7 @@ fn compile_operation(
         refs,
         matrix,
         container,
+        ports: run.ports.clone().unwrap_or_default(),
         dag_order,
         init,
         schedule: op.schedule.as_ref().and_then(|s| s.kind.clone()),
