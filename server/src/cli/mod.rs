@@ -255,13 +255,14 @@ impl ServerArgs {
             site_root: self.site_root,
             // With a work queue, scheduling and execution are the
             // `scheduler` and `worker` roles' job.
-            executor: (self.executor == ExecutorKind::Local && self.brokers.amqp_url.is_none())
-                .then(|| ExecutorSettings {
-                    concurrency: self.concurrency,
-                    queues: self.queues.into_iter().collect(),
-                    heartbeat: Duration::from_secs(self.heartbeat.heartbeat_secs),
-                    lost_after: Duration::from_secs(self.heartbeat.lost_after_secs),
-                }),
+            executor: (self.executor == ExecutorKind::Local
+                && self.brokers.amqp_url.as_deref().is_none_or(str::is_empty))
+            .then(|| ExecutorSettings {
+                concurrency: self.concurrency,
+                queues: self.queues.into_iter().collect(),
+                heartbeat: Duration::from_secs(self.heartbeat.heartbeat_secs),
+                lost_after: Duration::from_secs(self.heartbeat.lost_after_secs),
+            }),
             redis_url: self.brokers.redis_url.clone().filter(|u| !u.is_empty()),
             redis_prefix: self.brokers.redis_prefix(),
         })
