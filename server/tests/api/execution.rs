@@ -689,13 +689,9 @@ async fn a_service_gets_a_free_port_runs_once_it_listens_and_stops_on_request() 
         .nth(1)
         .unwrap_or_else(|| panic!("{message}"))
         .to_owned();
-    let page = Server {
-        child: std::process::Command::new("true").spawn().unwrap(),
-        base: format!("http://{address}"),
-    }
-    .request("GET", "/", None)
-    .await
-    .unwrap();
+    let page = super::process::request_to(&format!("http://{address}"), "GET", "/", None)
+        .await
+        .unwrap();
     assert_eq!(page.0, 200, "the service answers on its port");
 
     let stopped = server
