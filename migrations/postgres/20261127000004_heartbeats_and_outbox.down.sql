@@ -1,3 +1,4 @@
+DROP TABLE queues;
 DROP TABLE outbox;
 ALTER TABLE runs DROP COLUMN heartbeat_at;
 ALTER TABLE runs DROP COLUMN cloning_kind;

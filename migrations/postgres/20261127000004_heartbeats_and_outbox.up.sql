@@ -16,3 +16,12 @@ CREATE TABLE outbox (
     payload TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
+
+-- Named queues defined through the API; the scheduler's `--queue` options
+-- define the others.
+CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    concurrency INTEGER NOT NULL CHECK (concurrency >= 1),
+    priority INTEGER NOT NULL DEFAULT 0,
+    updated_at TIMESTAMPTZ NOT NULL
+);

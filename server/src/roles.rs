@@ -70,12 +70,16 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
             format!("scheduler:{}", host_name()),
         )
     };
+    let services = wiring
+        .services
+        .clone()
+        .with_configured_queues(config.configured_queues());
     let relaying = tokio::spawn(relay(
-        wiring.services.clone(),
+        services.clone(),
         wiring.queue.clone(),
         wiring.shutdown.clone(),
     ));
-    Scheduler::new(wiring.services.clone(), config, wiring.shutdown.clone())
+    Scheduler::new(services, config, wiring.shutdown.clone())
         .dispatching_to_workers()
         .run_until_stopped()
         .await;

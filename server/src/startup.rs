@@ -130,7 +130,25 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
-    let services = Services::new(db.clone()).with_events(events);
+    // The API lists the queues this server schedules with.
+    let configured = settings
+        .executor
+        .as_ref()
+        .map(|executor| {
+            let mut queues = std::collections::BTreeMap::from([(
+                trellis_domain::scheduling::DEFAULT_QUEUE.to_owned(),
+                trellis_domain::scheduling::QueueLimits {
+                    concurrency: executor.concurrency,
+                    priority: 0,
+                },
+            )]);
+            queues.extend(executor.queues.clone());
+            queues
+        })
+        .unwrap_or_default();
+    let services = Services::new(db.clone())
+        .with_events(events)
+        .with_configured_queues(configured);
     let services_for_scheduler = services.clone();
     let app = router(services, leptos_options(&settings));
     let listener = tokio::net::TcpListener::bind(settings.addr)

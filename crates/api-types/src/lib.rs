@@ -268,3 +268,30 @@ pub enum StatusStreamMessage {
     /// Some changes were missed (the reader fell behind): re-read the list.
     Resync,
 }
+
+/// A named queue: `GET /api/v1/queues`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Queue {
+    pub name: String,
+    /// At most this many of its runs at once.
+    pub concurrency: u32,
+    /// Higher starts first.
+    pub priority: i32,
+    /// `config` (the scheduler's `--queue`) or `api` (defined here; wins).
+    pub source: String,
+    /// Runs waiting in it.
+    pub queued: u64,
+    /// Runs of it scheduled or executing.
+    pub active: u64,
+}
+
+/// Body of `PUT /api/v1/queues/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PutQueue {
+    pub concurrency: u32,
+    #[serde(default)]
+    pub priority: i32,
+}

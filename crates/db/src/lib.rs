@@ -14,7 +14,8 @@
 //! Layout: [`projects`]; [`runs`] (including the guarded status update with
 //! its optional [`outbox`] message, and heartbeats, and
 //! the append-only conditions); [`logs`] (run output, read by cursor);
-//! [`pql`] (the query language compiled to SQL); [`error`]; and `testing`
+//! [`queues`] (queues defined through the API); [`pql`] (the query language
+//! compiled to SQL); [`error`]; and `testing`
 //! (per-test databases).
 
 pub mod error;
@@ -22,6 +23,7 @@ pub mod logs;
 pub mod outbox;
 pub mod pql;
 pub mod projects;
+pub mod queues;
 pub mod runs;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -28,6 +28,7 @@ pub const RESERVED_NAMES: &[&str] = &[
     "assets",
     "favicon.ico",
     "projects",
+    "queues",
     "runs",
     "settings",
     "admin",

@@ -22,21 +22,28 @@ pub struct QueueLimits {
     pub priority: i32,
 }
 
+/// Checks a queue name: letters, digits, `-` and `_`, at most 64.
+pub fn check_queue_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "queue name `{name}` must be 1 to 64 letters, digits, `-` or `_`"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a queue definition `name=concurrency[:priority]` (`gpu=2:10`).
 pub fn parse_queue(text: &str) -> Result<(String, QueueLimits), String> {
     let (name, limits) = text
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not `name=concurrency[:priority]`"))?;
     let name = name.trim();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!(
-            "queue name `{name}` may only contain letters, digits, `-` and `_`"
-        ));
-    }
+    check_queue_name(name)?;
     let (concurrency, priority) = limits
         .split_once(':')
         .map_or((limits, None), |(c, p)| (c, Some(p)));

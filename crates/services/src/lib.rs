@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod projects;
+pub mod queues;
 pub mod runs;
 pub mod scheduler;
 pub mod streams;
@@ -38,6 +39,9 @@ pub struct Services {
     clock: Clock,
     /// Where status changes and log appends are announced.
     events: Events,
+    /// The queues this process was configured with (`--queue`, `default`).
+    configured_queues:
+        Arc<std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>>,
 }
 
 impl Services {
@@ -52,7 +56,22 @@ impl Services {
             db,
             clock,
             events: Events::local(),
+            configured_queues: Arc::default(),
         }
+    }
+
+    /// These services knowing the configured queues (listed by the API).
+    pub fn with_configured_queues(
+        mut self,
+        queues: std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>,
+    ) -> Self {
+        self.configured_queues = Arc::new(queues);
+        self
+    }
+
+    /// Queue use cases.
+    pub fn queues(&self) -> queues::Queues<'_> {
+        queues::Queues { services: self }
     }
 
     /// These services announcing changes on `events` (Redis, say).

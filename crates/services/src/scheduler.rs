@@ -66,6 +66,19 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
+    /// `default` (with the global concurrency) and the `--queue` queues.
+    pub fn configured_queues(&self) -> BTreeMap<String, QueueLimits> {
+        let mut queues = BTreeMap::from([(
+            DEFAULT_QUEUE.to_owned(),
+            QueueLimits {
+                concurrency: self.concurrency,
+                priority: 0,
+            },
+        )]);
+        queues.extend(self.queues.clone());
+        queues
+    }
+
     /// The defaults for a host: 4 at once, 10 s grace, heartbeats every 5 s,
     /// lost after 30 s of silence.
     pub fn new(data_dir: PathBuf, base_url: String, executor_id: String) -> Self {
@@ -241,14 +254,11 @@ impl Scheduler {
                 queued_at: run.updated_at,
             })
             .collect();
-        let mut queues = BTreeMap::from([(
-            DEFAULT_QUEUE.to_owned(),
-            QueueLimits {
-                concurrency: self.config.concurrency,
-                priority: 0,
-            },
-        )]);
-        queues.extend(self.config.queues.clone());
+        let queues = self
+            .services
+            .queues()
+            .limits(&self.config.configured_queues())
+            .await?;
         let capacity = Capacity {
             global: self.config.concurrency,
             active,
@@ -256,8 +266,7 @@ impl Scheduler {
         };
         let decision = plan(&waiting, &capacity);
         for uuid in decision.unknown_queue {
-            let mut names: Vec<&str> = vec![DEFAULT_QUEUE];
-            names.extend(self.config.queues.keys().map(String::as_str));
+            let names: Vec<&str> = capacity.queues.keys().map(String::as_str).collect();
             let message = format!(
                 "The run's queue is not defined on this server (queues: {}).",
                 names.join(", ")

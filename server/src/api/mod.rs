@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod projects;
+pub mod queues;
 pub mod runs;
 
 use axum::Router;
@@ -29,6 +30,11 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
+        .route("/queues", get(queues::list_queues))
+        .route(
+            "/queues/{name}",
+            axum::routing::put(queues::put_queue).delete(queues::delete_queue),
+        )
         .route("/{owner}/projects/list", get(projects::list_projects))
         .route("/{owner}/projects/create", post(projects::create_project))
         .route(

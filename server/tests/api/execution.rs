@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::cli::{json, trellis as cli};
 use super::process::Server;
@@ -732,4 +732,145 @@ async fn a_service_gets_a_free_port_runs_once_it_listens_and_stops_on_request() 
         .1;
     let uuid = run["uuid"].as_str().unwrap().to_owned();
     wait_for_status(&server, &uuid, "failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_listed_and_defined_through_the_api_and_the_scheduler_obeys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--queue", "gpu=1:5"]).await;
+    let list = server.request("GET", "/api/v1/queues", None).await.unwrap();
+    assert_eq!(list.0, 200);
+    let names: Vec<(&str, u64, &str)> = list
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap(),
+                q["concurrency"].as_u64().unwrap(),
+                q["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("default", 4, "config"), ("gpu", 1, "config")]);
+
+    // Bad definitions are refused, naming the problem.
+    for (path, body, field) in [
+        (
+            "/api/v1/queues/bad%20name",
+            json!({"concurrency": 1}),
+            "name",
+        ),
+        (
+            "/api/v1/queues/cpu",
+            json!({"concurrency": 0}),
+            "concurrency",
+        ),
+        (
+            "/api/v1/queues/cpu",
+            json!({"concurrency": 1, "size": 3}),
+            "size",
+        ),
+    ] {
+        let reply = server.request("PUT", path, Some(body)).await.unwrap();
+        assert_eq!(reply.0, 400, "{path}: {}", reply.1);
+        assert!(
+            reply.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(field),
+            "{}",
+            reply.1
+        );
+    }
+    let missing = server
+        .request("DELETE", "/api/v1/queues/cpu", None)
+        .await
+        .unwrap();
+    assert_eq!(missing.0, 404);
+
+    // A queue defined through the API takes runs at the scheduler's next
+    // tick; one defined in the config can be overridden.
+    let cpu = server
+        .request(
+            "PUT",
+            "/api/v1/queues/cpu",
+            Some(json!({"concurrency": 1, "priority": 2})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cpu.0, 200, "{}", cpu.1);
+    assert_eq!(cpu.1["source"], "api");
+    let gpu = server
+        .request("PUT", "/api/v1/queues/gpu", Some(json!({"concurrency": 3})))
+        .await
+        .unwrap();
+    assert_eq!(gpu.1["concurrency"], 3);
+    assert_eq!(gpu.1["source"], "api");
+
+    let spec = "version: 1.1\nkind: component\nqueue: cpu\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: [sleep, '2']\n";
+    server
+        .request(
+            "POST",
+            "/api/v1/default/projects/create",
+            Some(json!({"name": "exec"})),
+        )
+        .await
+        .unwrap();
+    let mut uuids = Vec::new();
+    for _ in 0..2 {
+        let run = server
+            .request(
+                "POST",
+                "/api/v1/default/exec/runs",
+                Some(json!({"content": spec})),
+            )
+            .await
+            .unwrap()
+            .1;
+        uuids.push(run["uuid"].as_str().unwrap().to_owned());
+    }
+    wait_for_status(&server, &uuids[0], "running").await;
+    // One slot in `cpu`: the second waits, and the list says so.
+    let list = server
+        .request("GET", "/api/v1/queues", None)
+        .await
+        .unwrap()
+        .1;
+    let cpu = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "cpu")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (cpu["active"].as_u64(), cpu["queued"].as_u64()),
+        (Some(1), Some(1)),
+        "{cpu}"
+    );
+    wait_for_status(&server, &uuids[1], "succeeded").await;
+
+    let removed = server
+        .request("DELETE", "/api/v1/queues/gpu", None)
+        .await
+        .unwrap();
+    assert_eq!(removed.0, 204);
+    let list = server
+        .request("GET", "/api/v1/queues", None)
+        .await
+        .unwrap()
+        .1;
+    let gpu = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "gpu")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (gpu["concurrency"].as_u64(), gpu["source"].as_str()),
+        (Some(1), Some("config"))
+    );
 }

@@ -1,0 +1,74 @@
+//! Named queues defined through the API, and the runs waiting or active in
+//! each queue.
+
+use chrono::{DateTime, Utc};
+use trellis_domain::lifecycle::RunStatus;
+
+use crate::{Db, DbResult, with_pool};
+
+/// A stored queue definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRow {
+    pub name: String,
+    pub concurrency: u32,
+    pub priority: i32,
+}
+
+/// Every stored queue, by name.
+pub async fn list(db: &Db) -> DbResult<Vec<QueueRow>> {
+    let rows: Vec<(String, i64, i64)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT name, concurrency, priority FROM queues ORDER BY name")
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(name, concurrency, priority)| QueueRow {
+            name,
+            concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+            priority: i32::try_from(priority).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Creates or replaces queue `queue.name`.
+pub async fn upsert(db: &Db, queue: &QueueRow, now: DateTime<Utc>) -> DbResult<()> {
+    with_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO queues (name, concurrency, priority, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE
+             SET concurrency = EXCLUDED.concurrency, priority = EXCLUDED.priority,
+                 updated_at = EXCLUDED.updated_at",
+        )
+        .bind(&queue.name)
+        .bind(i64::from(queue.concurrency))
+        .bind(i64::from(queue.priority))
+        .bind(now)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Deletes queue `name`; whether it existed.
+pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
+    let affected = with_pool!(db, |pool| {
+        sqlx::query("DELETE FROM queues WHERE name = $1")
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(affected == 1)
+}
+
+/// How many runs are in `status`, by queue (`None`: the default queue).
+pub async fn counts(db: &Db, status: RunStatus) -> DbResult<Vec<(Option<String>, i64)>> {
+    let rows = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT queue, COUNT(*) FROM runs WHERE status = $1 GROUP BY queue")
+            .bind(status.as_str())
+            .fetch_all(pool)
+            .await?
+    });
+    Ok(rows)
+}
