@@ -21,7 +21,7 @@ CREATE TABLE outbox (
 -- define the others.
 CREATE TABLE queues (
     name TEXT PRIMARY KEY,
-    concurrency INTEGER NOT NULL CHECK (concurrency >= 1),
-    priority INTEGER NOT NULL DEFAULT 0,
+    concurrency BIGINT NOT NULL CHECK (concurrency >= 1),
+    priority BIGINT NOT NULL DEFAULT 0,
     updated_at TIMESTAMPTZ NOT NULL
 );

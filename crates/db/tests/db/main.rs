@@ -66,7 +66,117 @@ test_on_both_databases!(
     run_changes_keep_the_status,
     runs_sort_by_a_metric_with_runs_without_it_last,
     logs_are_read_back_in_order_from_any_cursor,
+    a_status_change_writes_its_outbox_message_in_the_same_transaction,
+    queues_upsert_list_and_delete,
+    heartbeats_touch_only_active_runs,
 );
+
+async fn a_status_change_writes_its_outbox_message_in_the_same_transaction(db: Db) {
+    use trellis_db::outbox;
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let change = |expected, next, payload| StatusChange {
+        run_id: r.id,
+        expected,
+        next,
+        timing: r.timing,
+        reason: None,
+        message: None,
+        now: t(1),
+        outbox: Some(runs::OutboxMessage {
+            topic: "run.start",
+            payload,
+        }),
+    };
+    // A change that loses its guard writes no message either.
+    assert!(
+        !runs::set_status(
+            &db,
+            &change(RunStatus::Queued, RunStatus::Scheduled, "lost")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        runs::set_status(
+            &db,
+            &change(RunStatus::Created, RunStatus::Compiled, "kept")
+        )
+        .await
+        .unwrap()
+    );
+    let pending = outbox::pending(&db, 10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].topic.as_str(), pending[0].payload.as_str()),
+        ("run.start", "kept")
+    );
+    outbox::delete(&db, pending[0].id).await.unwrap();
+    assert!(outbox::pending(&db, 10).await.unwrap().is_empty());
+}
+
+async fn queues_upsert_list_and_delete(db: Db) {
+    use trellis_db::queues::{self, QueueRow};
+    let gpu = |concurrency, priority| QueueRow {
+        name: "gpu".into(),
+        concurrency,
+        priority,
+    };
+    queues::upsert(&db, &gpu(2, 5), t(1)).await.unwrap();
+    queues::upsert(&db, &gpu(3, -1), t(2)).await.unwrap();
+    assert_eq!(queues::list(&db).await.unwrap(), [gpu(3, -1)]);
+    let p = project(&db, "p").await;
+    run(&db, p.id, "a", 0).await;
+    run(&db, p.id, "b", 1).await;
+    assert_eq!(
+        queues::counts(&db, RunStatus::Created).await.unwrap(),
+        [(None, 2)]
+    );
+    assert!(queues::delete(&db, "gpu").await.unwrap());
+    assert!(!queues::delete(&db, "gpu").await.unwrap());
+    assert!(queues::list(&db).await.unwrap().is_empty());
+}
+
+async fn heartbeats_touch_only_active_runs(db: Db) {
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    assert!(
+        runs::heartbeat(&db, r.id, "worker:a", Some(42), t(5))
+            .await
+            .unwrap()
+    );
+    let found = runs::find_any(&db, r.uuid).await.unwrap().unwrap();
+    assert_eq!(found.executor.as_deref(), Some("worker:a"));
+    assert_eq!(found.pid, Some(42));
+    assert_eq!(found.heartbeat_at, Some(t(5)));
+    // Silent since before t(6); not since before t(5).
+    let silent = runs::silent_since(&db, &[RunStatus::Created], t(6), 10)
+        .await
+        .unwrap();
+    assert_eq!(silent.len(), 1);
+    assert!(
+        runs::silent_since(&db, &[RunStatus::Created], t(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let done = StatusChange {
+        run_id: r.id,
+        expected: RunStatus::Created,
+        next: RunStatus::Failed,
+        timing: r.timing,
+        reason: None,
+        message: None,
+        now: t(7),
+        outbox: None,
+    };
+    assert!(runs::set_status(&db, &done).await.unwrap());
+    assert!(
+        !runs::heartbeat(&db, r.id, "worker:a", None, t(8))
+            .await
+            .unwrap()
+    );
+}
 
 async fn logs_are_read_back_in_order_from_any_cursor(db: Db) {
     use trellis_db::logs;
