@@ -374,6 +374,9 @@ fn machine() -> String {
 }
 
 fn main() {
+    // reqwest is built without a default TLS provider (the CLI installs
+    // ring the same way).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
