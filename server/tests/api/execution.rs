@@ -874,3 +874,75 @@ async fn queues_are_listed_and_defined_through_the_api_and_the_scheduler_obeys()
         (Some(1), Some("config"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_command_or_an_unusable_workdir_fails_the_run_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    server
+        .request(
+            "POST",
+            "/api/v1/default/projects/create",
+            Some(json!({"name": "exec"})),
+        )
+        .await
+        .unwrap();
+    let submit = |command: &'static str| {
+        let server = &server;
+        async move {
+            let spec = format!(
+                "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: busybox\n    command: {command}\n"
+            );
+            server
+                .request(
+                    "POST",
+                    "/api/v1/default/exec/runs",
+                    Some(json!({"content": spec})),
+                )
+                .await
+                .unwrap()
+                .1["uuid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let last_message = |uuid: String| {
+        let server = &server;
+        async move {
+            let statuses = server
+                .request(
+                    "GET",
+                    &format!("/api/v1/default/exec/runs/{uuid}/statuses"),
+                    None,
+                )
+                .await
+                .unwrap()
+                .1;
+            statuses["status_conditions"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let missing = submit("[no-such-program-anywhere, --flag]").await;
+    wait_for_status(&server, &missing, "failed").await;
+    let message = last_message(missing).await;
+    assert!(message.contains("no-such-program-anywhere"), "{message}");
+
+    // The runs directory is a file: no working directory can be made.
+    let runs = dir.path().join("runs");
+    std::fs::remove_dir_all(&runs).unwrap();
+    std::fs::write(&runs, "in the way").unwrap();
+    let blocked = submit("[echo, hi]").await;
+    wait_for_status(&server, &blocked, "failed").await;
+    let message = last_message(blocked).await;
+    assert!(message.contains("working directory"), "{message}");
+
+    let health = server.request("GET", "/healthz", None).await.unwrap();
+    assert_eq!(health.0, 200, "the server keeps serving");
+}
