@@ -259,6 +259,16 @@ impl Scheduler {
             .queues()
             .limits(&self.config.configured_queues())
             .await?;
+        // Runs that named an unknown queue wait again once it exists (it
+        // was defined through the API meanwhile); the next tick plans them.
+        for run in runs.in_statuses(&[RunStatus::Unschedulable], 1000).await? {
+            let queue = queue_of(&run);
+            if queues.contains_key(&queue) {
+                let message = format!("The queue `{queue}` is now defined");
+                runs.advance(run.uuid, RunStatus::Queued, "Queued", Some(&message))
+                    .await?;
+            }
+        }
         let capacity = Capacity {
             global: self.config.concurrency,
             active,

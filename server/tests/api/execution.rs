@@ -852,6 +852,32 @@ async fn queues_are_listed_and_defined_through_the_api_and_the_scheduler_obeys()
     );
     wait_for_status(&server, &uuids[1], "succeeded").await;
 
+    // A run naming a queue nobody defined waits as unschedulable, and runs
+    // once the queue is defined.
+    let later = spec.replace("queue: cpu", "queue: later");
+    let waiting = server
+        .request(
+            "POST",
+            "/api/v1/default/exec/runs",
+            Some(json!({"content": later})),
+        )
+        .await
+        .unwrap()
+        .1["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for_status(&server, &waiting, "unschedulable").await;
+    server
+        .request(
+            "PUT",
+            "/api/v1/queues/later",
+            Some(json!({"concurrency": 1})),
+        )
+        .await
+        .unwrap();
+    wait_for_status(&server, &waiting, "succeeded").await;
+
     let removed = server
         .request("DELETE", "/api/v1/queues/gpu", None)
         .await
