@@ -301,3 +301,49 @@ async fn the_distributed_roles_refuse_to_start_without_a_work_queue() {
         assert!(stderr.contains("AMQP_URL"), "{role}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_hands_its_run_back_to_the_queue() {
+    let cluster = Cluster::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster.server(dir.path()).await;
+    server
+        .request(
+            "POST",
+            "/api/v1/default/projects/create",
+            Some(json!({ "name": "dist" })),
+        )
+        .await
+        .unwrap();
+    let _scheduler = cluster.spawn("scheduler", &[], dir.path());
+    let mut leaving = cluster.spawn("worker", &["--name", "leaving"], &dir.path().join("l"));
+    let long = job(dir.path(), "long", "echo begin; sleep 3; echo end");
+    let uuid = submit(&server, &long).await;
+    wait_until(&server, &uuid, "running", Duration::from_secs(30)).await;
+    assert_eq!(executor_of(&server, &uuid).await, "worker:leaving");
+
+    // SIGTERM: the worker stops its process and hands the run back at once
+    // (no waiting for the heartbeat timeout), then exits cleanly.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &leaving.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exited = leaving.0.wait().unwrap();
+    assert!(
+        exited.success(),
+        "the worker exits 0 on SIGTERM: {exited:?}"
+    );
+    let history = conditions(&server, &uuid).await;
+    let handed_back = history
+        .iter()
+        .any(|c| c["type"] == "retrying" && c["reason"] == "WorkerShutdown");
+    assert!(handed_back, "{history:#?}");
+    assert_eq!(run_of(&server, &uuid).await["status"], "queued");
+
+    let _staying = cluster.spawn("worker", &["--name", "staying"], &dir.path().join("s"));
+    wait_until(&server, &uuid, "succeeded", Duration::from_secs(60)).await;
+    assert_eq!(executor_of(&server, &uuid).await, "worker:staying");
+}
