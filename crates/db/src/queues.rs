@@ -4,7 +4,10 @@
 use chrono::{DateTime, Utc};
 use trellis_domain::lifecycle::RunStatus;
 
-use crate::{Db, DbResult, with_pool};
+use sqlx::AssertSqlSafe;
+
+use crate::runs::bind_list;
+use crate::{Db, DbError, DbResult, with_pool};
 
 /// A stored queue definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +65,35 @@ pub async fn delete(db: &Db, name: &str) -> DbResult<bool> {
     Ok(affected == 1)
 }
 
-/// How many runs are in `status`, by queue (`None`: the default queue).
-pub async fn counts(db: &Db, status: RunStatus) -> DbResult<Vec<(Option<String>, i64)>> {
-    let rows = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT queue, COUNT(*) FROM runs WHERE status = $1 GROUP BY queue")
-            .bind(status.as_str())
-            .fetch_all(pool)
-            .await?
+/// How many runs are in each of `statuses`, by queue (`None`: the default
+/// queue), in one query.
+pub async fn counts(
+    db: &Db,
+    statuses: &[RunStatus],
+) -> DbResult<Vec<(Option<String>, RunStatus, i64)>> {
+    let sql = format!(
+        "SELECT queue, status, COUNT(*) FROM runs WHERE status IN ({}) GROUP BY queue, status",
+        bind_list(statuses.len(), 1)
+    );
+    let rows: Vec<(Option<String>, String, i64)> = with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(AssertSqlSafe(sql.clone()));
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        query.fetch_all(pool).await?
     });
-    Ok(rows)
+    rows.into_iter()
+        .map(|(queue, status, count)| {
+            let status =
+                status
+                    .parse()
+                    .map_err(
+                        |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
+                            column: "runs.status",
+                            message: e.to_string(),
+                        },
+                    )?;
+            Ok((queue, status, count))
+        })
+        .collect()
 }

@@ -213,12 +213,10 @@ pub async fn find_any(db: &Db, uuid: Uuid) -> DbResult<Option<RunRow>> {
 /// Runs of every project in one of `statuses`, least recently changed
 /// first (the scheduler's work list), at most `limit`.
 pub async fn in_statuses(db: &Db, statuses: &[RunStatus], limit: u32) -> DbResult<Vec<RunRow>> {
-    // A fixed list of placeholders; the values are bound.
-    let placeholders: Vec<String> = (0..statuses.len()).map(|i| format!("${}", i + 1)).collect();
     let sql = format!(
         "{} WHERE r.status IN ({}) ORDER BY r.updated_at, r.id LIMIT ${}",
         run_select!(),
-        placeholders.join(", "),
+        bind_list(statuses.len(), 1),
         statuses.len() + 1
     );
     let rows = with_pool!(db, |pool| {
@@ -230,6 +228,15 @@ pub async fn in_statuses(db: &Db, statuses: &[RunStatus], limit: u32) -> DbResul
         rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
     });
     Ok(rows)
+}
+
+/// `$first, $first+1, …` for `count` values bound one by one: only the
+/// list's length reaches the SQL text, never a value.
+pub(crate) fn bind_list(count: usize, first: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Run `uuid` of project `project_id`, if it exists there.
@@ -556,28 +563,22 @@ pub async fn heartbeat(
     pid: Option<i64>,
     now: DateTime<Utc>,
 ) -> DbResult<bool> {
-    let done: Vec<&str> = RunStatus::ALL
-        .iter()
-        .filter(|s| s.is_done())
-        .map(|s| s.as_str())
-        .collect();
+    let done: Vec<RunStatus> = RunStatus::ALL.into_iter().filter(|s| s.is_done()).collect();
+    let sql = format!(
+        "UPDATE runs SET executor = $2, pid = COALESCE($3, pid), heartbeat_at = $4
+         WHERE id = $1 AND status NOT IN ({})",
+        bind_list(done.len(), 5)
+    );
     let affected = with_pool!(db, |pool| {
-        sqlx::query(
-            "UPDATE runs SET executor = $2, pid = COALESCE($3, pid), heartbeat_at = $4
-             WHERE id = $1 AND status NOT IN ($5, $6, $7, $8, $9)",
-        )
-        .bind(run_id)
-        .bind(executor)
-        .bind(pid)
-        .bind(now)
-        .bind(done[0])
-        .bind(done[1])
-        .bind(done[2])
-        .bind(done[3])
-        .bind(done[4])
-        .execute(pool)
-        .await?
-        .rows_affected()
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(run_id)
+            .bind(executor)
+            .bind(pid)
+            .bind(now);
+        for status in &done {
+            query = query.bind(status.as_str());
+        }
+        query.execute(pool).await?.rows_affected()
     });
     Ok(affected == 1)
 }

@@ -115,6 +115,15 @@ impl RunStatus {
         )
     }
 
+    /// Every status [`RunStatus::is_active`] accepts: the runs that hold an
+    /// executor slot.
+    pub fn active() -> Vec<RunStatus> {
+        RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_active())
+            .collect()
+    }
+
     /// The status a stop request leads to: a run with nothing started stops at
     /// once; a run on an executor first goes through `stopping`, and the
     /// executor reports `stopped` when its process is gone. `None` for a done

@@ -16,17 +16,6 @@ pub struct Queues<'a> {
     pub(crate) services: &'a Services,
 }
 
-/// Statuses counted as a queue's active runs.
-const ACTIVE: [RunStatus; 7] = [
-    RunStatus::Scheduled,
-    RunStatus::Starting,
-    RunStatus::Running,
-    RunStatus::Processing,
-    RunStatus::Warning,
-    RunStatus::Unknown,
-    RunStatus::Stopping,
-];
-
 impl Queues<'_> {
     /// The limits in force: `configured`, overridden by the stored queues.
     pub async fn limits(
@@ -75,15 +64,15 @@ impl Queues<'_> {
             put(&row.name, &limits, "api");
         }
         let name_of = |queue: Option<String>| queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
-        for (queue, count) in queues::counts(&self.services.db, RunStatus::Queued).await? {
+        let mut counted = RunStatus::active();
+        counted.push(RunStatus::Queued);
+        for (queue, status, count) in queues::counts(&self.services.db, &counted).await? {
             if let Some(entry) = all.get_mut(&name_of(queue)) {
-                entry.queued += u64::try_from(count).unwrap_or_default();
-            }
-        }
-        for status in ACTIVE {
-            for (queue, count) in queues::counts(&self.services.db, status).await? {
-                if let Some(entry) = all.get_mut(&name_of(queue)) {
-                    entry.active += u64::try_from(count).unwrap_or_default();
+                let count = u64::try_from(count).unwrap_or_default();
+                if status == RunStatus::Queued {
+                    entry.queued += count;
+                } else {
+                    entry.active += count;
                 }
             }
         }

@@ -529,6 +529,33 @@ impl Runs<'_> {
         Err(contended())
     }
 
+    /// Sends run `uuid` back to wait for a slot: `retrying` (with `reason`
+    /// and `message`), then `queued`. `false` if the lifecycle refused (the
+    /// run moved on meanwhile, a stop say).
+    pub async fn requeue(
+        &self,
+        uuid: uuid::Uuid,
+        reason: &str,
+        message: &str,
+    ) -> ServiceResult<bool> {
+        if self
+            .advance(uuid, RunStatus::Retrying, reason, Some(message))
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        Ok(self
+            .advance(
+                uuid,
+                RunStatus::Queued,
+                "Queued",
+                Some("Waiting for a free slot"),
+            )
+            .await?
+            .is_some())
+    }
+
     /// Run `uuid` as stored, if it exists.
     pub async fn row_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunRow>> {
         Ok(runs::find_any(&self.services.db, uuid).await?)

@@ -137,16 +137,6 @@ pub struct Scheduler {
     dispatch: Dispatch,
 }
 
-const ACTIVE: [RunStatus; 7] = [
-    RunStatus::Scheduled,
-    RunStatus::Starting,
-    RunStatus::Running,
-    RunStatus::Processing,
-    RunStatus::Warning,
-    RunStatus::Unknown,
-    RunStatus::Stopping,
-];
-
 impl Scheduler {
     /// A scheduler over `services`.
     pub fn new(services: Services, config: SchedulerConfig, shutdown: CancellationToken) -> Self {
@@ -169,7 +159,11 @@ impl Scheduler {
     /// any more (this executor's processes die with, or outlive untracked,
     /// the server). Mark it failed, or stopped if a stop was asked, saying why.
     pub async fn recover(&self) -> ServiceResult<usize> {
-        let stale = self.services.runs().in_statuses(&ACTIVE, 10_000).await?;
+        let stale = self
+            .services
+            .runs()
+            .in_statuses(&RunStatus::active(), 10_000)
+            .await?;
         for run in &stale {
             // A process that outlived the server writes to nobody: end it.
             let killed = run
@@ -243,7 +237,7 @@ impl Scheduler {
                 .unwrap_or_else(|| DEFAULT_QUEUE.to_owned())
         };
         let mut active: BTreeMap<String, u32> = BTreeMap::new();
-        for run in runs.in_statuses(&ACTIVE, 10_000).await? {
+        for run in runs.in_statuses(&RunStatus::active(), 10_000).await? {
             *active.entry(queue_of(&run)).or_default() += 1;
         }
         let waiting: Vec<Waiting<Uuid>> = queued
@@ -388,7 +382,7 @@ impl Scheduler {
         let runs = self.services.runs();
         // `scheduled` runs wait for a worker to pick them up; silence there
         // is not a lost executor.
-        let executing: Vec<RunStatus> = ACTIVE
+        let executing: Vec<RunStatus> = RunStatus::active()
             .into_iter()
             .filter(|s| *s != RunStatus::Scheduled)
             .collect();
@@ -399,25 +393,7 @@ impl Scheduler {
                 "No heartbeat from {who} for over {}s; the run is queued again.",
                 self.config.lost_after.as_secs()
             );
-            if runs
-                .advance(
-                    run.uuid,
-                    RunStatus::Retrying,
-                    "ExecutorLost",
-                    Some(&message),
-                )
-                .await?
-                .is_some()
-                && runs
-                    .advance(
-                        run.uuid,
-                        RunStatus::Queued,
-                        "Queued",
-                        Some("Waiting for a free slot"),
-                    )
-                    .await?
-                    .is_some()
-            {
+            if runs.requeue(run.uuid, "ExecutorLost", &message).await? {
                 tracing::warn!(run.id = %run.uuid, "run {} lost its executor; queued again", run.uuid);
                 requeued.push(run.uuid);
             }
@@ -692,7 +668,7 @@ async fn execute_inner(
                 }
                 // Queued again (its heartbeats were late) or deleted: the
                 // run is no longer this executor's.
-                if !status.is_some_and(|s| ACTIVE.contains(&s)) {
+                if !status.is_some_and(RunStatus::is_active) {
                     process.stop(config.grace).await;
                     break Ending::Lost;
                 }
@@ -760,19 +736,8 @@ async fn execute_inner(
         .and_then(|c| c.max_retries)
         .unwrap_or(0);
     if next == RunStatus::Retrying {
-        if runs
-            .advance(uuid, next, reason, message.as_deref())
-            .await?
-            .is_some()
-        {
-            runs.advance(
-                uuid,
-                RunStatus::Queued,
-                "Queued",
-                Some("Waiting for a free slot"),
-            )
+        runs.requeue(uuid, reason, message.as_deref().unwrap_or_default())
             .await?;
-        }
         return Ok(());
     }
     if reason == "Failed" && max_retries > 0 {
@@ -794,18 +759,7 @@ async fn execute_inner(
                 max_retries + 1,
                 message.as_deref().unwrap_or_default()
             );
-            if runs
-                .advance(uuid, RunStatus::Retrying, "Retrying", Some(&note))
-                .await?
-                .is_some()
-            {
-                runs.advance(
-                    uuid,
-                    RunStatus::Queued,
-                    "Queued",
-                    Some("Waiting for a free slot"),
-                )
-                .await?;
+            if runs.requeue(uuid, "Retrying", &note).await? {
                 return Ok(());
             }
         }

@@ -114,12 +114,7 @@ pub async fn restart_run(
     State(state): State<AppState>,
     Path(path): RunPath,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let run = state
-        .services
-        .runs()
-        .clone_run(run_ref(&path), Cloning::Restart)
-        .await?;
-    Ok((StatusCode::CREATED, Json(run)))
+    clone_run(&state, &path, Cloning::Restart).await
 }
 
 /// Copies a run: like a restart, also taking its outputs.
@@ -130,11 +125,16 @@ pub async fn copy_run(
     State(state): State<AppState>,
     Path(path): RunPath,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let run = state
-        .services
-        .runs()
-        .clone_run(run_ref(&path), Cloning::Copy)
-        .await?;
+    clone_run(&state, &path, Cloning::Copy).await
+}
+
+/// A restart or copy of the run at `path`, answered 201.
+async fn clone_run(
+    state: &AppState,
+    path: &(String, String, String),
+    kind: Cloning,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let run = state.services.runs().clone_run(run_ref(path), kind).await?;
     Ok((StatusCode::CREATED, Json(run)))
 }
 

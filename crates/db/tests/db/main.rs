@@ -129,8 +129,10 @@ async fn queues_upsert_list_and_delete(db: Db) {
     run(&db, p.id, "a", 0).await;
     run(&db, p.id, "b", 1).await;
     assert_eq!(
-        queues::counts(&db, RunStatus::Created).await.unwrap(),
-        [(None, 2)]
+        queues::counts(&db, &[RunStatus::Created, RunStatus::Queued])
+            .await
+            .unwrap(),
+        [(None, RunStatus::Created, 2)]
     );
     assert!(queues::delete(&db, "gpu").await.unwrap());
     assert!(!queues::delete(&db, "gpu").await.unwrap());
