@@ -3,12 +3,13 @@
 //! `main.rs` only dispatches. [`cli`] defines the command line and turns it
 //! into [`config::Settings`]; [`startup`] connects the database, builds the
 //! [`startup::router`] (REST API, dashboard, health) and serves it until a
-//! shutdown signal; [`api`] holds the thin REST handlers and [`streams`]
-//! the WebSocket streams.
+//! shutdown signal; [`api`] holds the thin REST handlers, [`mlflow`] the
+//! MLflow tracking API, and [`streams`] the WebSocket streams.
 
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod mlflow;
 pub mod roles;
 pub mod startup;
 pub mod streams;

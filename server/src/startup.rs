@@ -101,6 +101,7 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
         .nest_service(&pkg_route, ServeDir::new(pkg_dir))
         .nest("/api/v1", api::router())
         .nest("/streams/v1", streams::router())
+        .nest("/api/2.0", crate::mlflow::router())
         .route("/healthz", get(api::health::health))
         .leptos_routes_with_context(
             &state,
@@ -148,6 +149,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .unwrap_or_default();
     let services = Services::new(db.clone())
         .with_events(events)
+        .with_artifacts(settings.data_dir.join("artifacts"))
         .with_configured_queues(configured);
     let services_for_scheduler = services.clone();
     let app = router(services, leptos_options(&settings));

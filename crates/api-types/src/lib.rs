@@ -295,3 +295,140 @@ pub struct PutQueue {
     #[serde(default)]
     pub priority: i32,
 }
+
+pub mod mlflow;
+
+/// One metric point sent to `POST .../runs/{uuid}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NewMetric {
+    pub key: String,
+    /// A finite number.
+    pub value: f64,
+    /// Default 0.
+    #[serde(default)]
+    pub step: Option<i64>,
+    /// Milliseconds since the epoch; default now.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// Body of `POST .../runs/{uuid}/metrics`: up to 1000 points, stored in one
+/// transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogMetrics {
+    pub metrics: Vec<NewMetric>,
+}
+
+/// Body of `POST .../runs/{uuid}/params`: a param may be logged again only
+/// with the same value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogParams {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Body of `POST .../runs/{uuid}/outputs`: merged into the run's outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogOutputs {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Body of `POST .../runs/{uuid}/tags`: tags added to the run's tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogTags {
+    pub tags: Vec<String>,
+}
+
+/// The latest, min and max of one of a run's metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MetricSummary {
+    pub key: String,
+    /// The value at the largest step (`null` if it was NaN).
+    pub last: Option<f64>,
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Points logged.
+    pub count: i64,
+}
+
+/// `GET .../runs/{uuid}/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RunMetrics {
+    pub metrics: Vec<MetricSummary>,
+}
+
+/// One point of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SeriesPoint {
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// `null` for NaN.
+    pub value: Option<f64>,
+}
+
+/// A metric's series, downsampled server-side to at most the points asked
+/// for (each bucket keeps its min and max, so extremes survive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MetricSeries {
+    pub run: Uuid,
+    pub key: String,
+    /// Points stored in the requested range.
+    pub total: u64,
+    /// Whether `points` is a reduction of them.
+    pub downsampled: bool,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// `GET .../metrics/compare`: one metric of several runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MetricComparison {
+    pub key: String,
+    pub series: Vec<MetricSeries>,
+}
+
+/// An artifact file or directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ArtifactFile {
+    /// Relative to the run's artifact root.
+    pub path: String,
+    pub is_dir: bool,
+    /// Bytes, for files.
+    pub size: Option<u64>,
+}
+
+/// `GET .../runs/{uuid}/artifacts/tree?path=dir`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ArtifactTree {
+    pub path: String,
+    pub files: Vec<ArtifactFile>,
+}
+
+/// `PUT .../runs/{uuid}/artifacts/files/{path}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ArtifactUploaded {
+    pub path: String,
+    pub size: u64,
+}

@@ -14,12 +14,14 @@
 //! Layout: [`projects`]; [`runs`] (including the guarded status update with
 //! its optional [`outbox`] message, and heartbeats, and
 //! the append-only conditions); [`logs`] (run output, read by cursor);
-//! [`queues`] (queues defined through the API); [`pql`] (the query language
+//! [`queues`] (queues defined through the API); [`tracking`] (metrics,
+//! params, key-value tags, soft deletion); [`mlflow`] (MLflow's run search); [`pql`] (the query language
 //! compiled to SQL); [`error`]; and `testing`
 //! (per-test databases).
 
 pub mod error;
 pub mod logs;
+pub mod mlflow;
 pub mod outbox;
 pub mod pql;
 pub mod projects;
@@ -27,6 +29,7 @@ pub mod queues;
 pub mod runs;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tracking;
 
 use std::path::Path;
 use std::str::FromStr;

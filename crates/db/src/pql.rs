@@ -56,9 +56,10 @@ pub fn sort_expression(field: &Field, backend: Backend, first: usize) -> Filter 
         binds: Vec::new(),
     };
     let column = Compiler::column(field);
-    let sql = match Compiler::json_key(field) {
-        Some(key) => compiler.json_value(column, key, JsonAs::Number),
-        None => column.to_owned(),
+    let sql = match (field, Compiler::json_key(field)) {
+        (Field::Metric(key), _) => compiler.metric_value(key),
+        (_, Some(key)) => compiler.json_value(column, key, JsonAs::Number),
+        (_, None) => column.to_owned(),
     };
     Filter {
         sql,
@@ -147,6 +148,26 @@ impl Compiler {
             Field::WaitTime => "r.wait_time",
             Field::Input(_) => "r.inputs",
             Field::Output(_) => "r.outputs",
+            // Read through `metric_value`, never as a column.
+            Field::Metric(_) => "NULL",
+        }
+    }
+
+    /// The latest value of metric `key` of run `r`; NULL when never logged
+    /// or NaN.
+    fn metric_value(&mut self, key: &str) -> String {
+        let key = self.bind(Bind::Text(key.to_owned()));
+        format!(
+            "(SELECT s.last_value FROM run_metric_summaries s
+              WHERE s.run_id = r.id AND s.key = {key} AND NOT s.last_is_nan)"
+        )
+    }
+
+    /// The SQL value a term compares: a column, or a metric's latest value.
+    fn lhs(&mut self, field: &Field) -> String {
+        match field {
+            Field::Metric(key) => self.metric_value(key),
+            other => Self::column(other).to_owned(),
         }
     }
 
@@ -214,7 +235,7 @@ impl Compiler {
                     ),
                 }
             }
-            _ => format!("({column} IS NULL)"),
+            _ => format!("({} IS NULL)", self.lhs(field)),
         }
     }
 
@@ -238,7 +259,10 @@ impl Compiler {
                 let (start, end) = (self.bind(Bind::Time(*start)), self.bind(Bind::Time(*end)));
                 format!("({column} >= {start} AND {column} < {end})")
             }
-            Scalar::Number(n) => format!("({column} = {})", self.bind(Bind::Number(*n))),
+            Scalar::Number(n) => {
+                let lhs = self.lhs(field);
+                format!("({lhs} = {})", self.bind(Bind::Number(*n)))
+            }
             Scalar::Uuid(u) => format!("({column} = {})", self.bind(Bind::Uuid(*u))),
             Scalar::Text(tag) if field.field_type() == FieldType::Tags => {
                 let tag = self.bind(Bind::Text(tag.clone()));
@@ -269,7 +293,7 @@ impl Compiler {
             Scalar::Number(n) => {
                 let lhs = match Self::json_key(field) {
                     Some(key) => self.json_value(column, key, JsonAs::Number),
-                    None => column.to_owned(),
+                    None => self.lhs(field),
                 };
                 (lhs, cmp, self.bind(Bind::Number(*n)))
             }

@@ -50,6 +50,8 @@ pub struct RunRow {
     pub original: Option<Uuid>,
     /// `restart` or `copy`, with `original`.
     pub cloning_kind: Option<String>,
+    /// When MLflow deleted it (restorable); `None` if live.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The SELECT list [`decode_run`] reads; every run query selects exactly this.
@@ -58,12 +60,15 @@ macro_rules! run_select {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
                 r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
                 r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration,
-                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind
+                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind, r.deleted_at
          FROM runs r JOIN projects p ON p.id = r.project_id"
     };
 }
 
-fn decode_run<R>(row: &R) -> DbResult<RunRow>
+/// [`run_select!`] as a value, for queries built elsewhere in the crate.
+pub(crate) const RUN_SELECT: &str = run_select!();
+
+pub(crate) fn decode_run<R>(row: &R) -> DbResult<RunRow>
 where
     R: Row,
     for<'r> &'r str: sqlx::ColumnIndex<R>,
@@ -122,6 +127,7 @@ where
         heartbeat_at: row.try_get("heartbeat_at")?,
         original: row.try_get("original_uuid")?,
         cloning_kind: row.try_get("cloning_kind")?,
+        deleted_at: row.try_get("deleted_at")?,
     })
 }
 
@@ -141,19 +147,22 @@ pub struct NewRun<'a> {
     pub inputs: &'a JsonObject,
     /// The run this one restarts or copies, and which of the two.
     pub original: Option<(Uuid, &'a str)>,
+    /// `created`, or `running` for a run an outside client (MLflow) runs.
+    pub status: RunStatus,
     pub now: DateTime<Utc>,
 }
 
-/// Inserts a run in status `created` together with its first condition.
+/// Inserts a run in its first status together with its first condition.
 pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
-    let created = RunStatus::Created.as_str();
+    let created = new.status.as_str();
+    let started_at = (new.status == RunStatus::Running).then_some(new.now);
     with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
                                queue, inputs, outputs, created_at, updated_at,
-                               original_uuid, cloning_kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)
+                               original_uuid, cloning_kind, started_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -170,6 +179,7 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.now)
         .bind(new.original.map(|(uuid, _)| uuid))
         .bind(new.original.map(|(_, kind)| kind))
+        .bind(started_at)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -321,12 +331,14 @@ pub async fn list(
     // Safe: the text is built from constant column names and operators only;
     // every user value is a bound parameter.
     let page_sql = format!(
-        "{} WHERE r.project_id = $1{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
+        "{} WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
         run_select!(),
         order.sql,
         limit_at + 1
     );
-    let count_sql = format!("SELECT COUNT(*) FROM runs r WHERE r.project_id = $1{condition}");
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM runs r WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition}"
+    );
     let (runs, count) = with_pool!(db, |pool| {
         let page = bind_filter!(
             sqlx::query(AssertSqlSafe(page_sql.clone())).bind(project_id),

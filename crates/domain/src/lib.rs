@@ -15,12 +15,16 @@
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 //! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
 //! - [`scheduling`]: which waiting runs start next (queues, priorities, limits).
+//! - [`tracking`]: metric, param and tag rules, artifact paths, downsampling.
+//! - [`mlflow`]: MLflow's search syntax and statuses, mapped onto Trellis.
 
 pub mod lifecycle;
 pub mod listing;
 pub mod logs;
+pub mod mlflow;
 pub mod name;
 pub mod pql;
 pub mod run;
 pub mod scheduling;
 pub mod spec;
+pub mod tracking;

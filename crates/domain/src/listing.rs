@@ -197,7 +197,7 @@ mod tests {
             sort.0,
             vec![
                 SortKey {
-                    field: Field::Output("loss".into()),
+                    field: Field::Metric("loss".into()),
                     descending: true
                 },
                 SortKey {

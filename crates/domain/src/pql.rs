@@ -68,9 +68,10 @@ pub enum Field {
     WaitTime,
     /// `inputs.key`, `params.key`, `in.key`.
     Input(String),
-    /// `outputs.key`, `out.key`; also `metrics.key` until metrics are tracked
-    /// separately (a run's last metric values are its outputs).
+    /// `outputs.key`, `out.key`.
     Output(String),
+    /// `metrics.key`: the latest tracked value of a metric.
+    Metric(String),
 }
 
 /// How a field's values are typed and compared.
@@ -99,7 +100,7 @@ impl Field {
             Field::CreatedAt | Field::UpdatedAt | Field::StartedAt | Field::FinishedAt => {
                 FieldType::Time
             }
-            Field::Duration | Field::WaitTime => FieldType::Number,
+            Field::Duration | Field::WaitTime | Field::Metric(_) => FieldType::Number,
             Field::Input(_) | Field::Output(_) => FieldType::Dynamic,
         }
     }
@@ -146,7 +147,8 @@ impl Field {
             }
             match prefix {
                 "inputs" | "params" | "in" => return Ok(Field::Input(key.to_owned())),
-                "outputs" | "out" | "metrics" => return Ok(Field::Output(key.to_owned())),
+                "outputs" | "out" => return Ok(Field::Output(key.to_owned())),
+                "metrics" | "metric" => return Ok(Field::Metric(key.to_owned())),
                 _ => {}
             }
         }
@@ -199,6 +201,7 @@ impl fmt::Display for Field {
             Field::WaitTime => f.write_str("wait_time"),
             Field::Input(key) => write!(f, "inputs.{key}"),
             Field::Output(key) => write!(f, "outputs.{key}"),
+            Field::Metric(key) => write!(f, "metrics.{key}"),
         }
     }
 }
@@ -330,6 +333,8 @@ pub struct RunFacts {
     pub wait_time: Option<f64>,
     pub inputs: serde_json::Map<String, Json>,
     pub outputs: serde_json::Map<String, Json>,
+    /// The latest value of each tracked metric.
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// A run's value for one field, as terms compare it.
@@ -363,6 +368,12 @@ impl Term {
             Field::WaitTime => run.wait_time.map_or(Actual::Missing, Actual::Number),
             Field::Input(key) => json_actual(run.inputs.get(key)),
             Field::Output(key) => json_actual(run.outputs.get(key)),
+            Field::Metric(key) => run
+                .metrics
+                .get(key)
+                .copied()
+                .filter(|v| !v.is_nan())
+                .map_or(Actual::Missing, Actual::Number),
         };
         match (&self.condition, actual) {
             (Condition::Nil, Actual::Tags(tags)) => tags.is_empty(),

@@ -36,6 +36,8 @@ pub enum Event {
         project_id: i64,
         status: RunStatus,
     },
+    /// Metric points were logged to a run.
+    Metrics { run: Uuid },
 }
 
 /// Failures to reach Redis.

@@ -8,15 +8,20 @@
 //! Layout: [`projects`], [`runs`], [`scheduler`] (the embedded scheduler and
 //! the local executor's driver), [`worker`] (the outbox relay and the
 //! distributed worker), [`streams`] (live logs and statuses),
+//! [`tracking`] (metrics, params, outputs, tags, artifacts), [`artifacts`]
+//! (the local artifact store), [`mlflow`] (the MLflow tracking API),
 //! [`error`] ([`ServiceError`], the one error
 //! the edges map to HTTP statuses).
 
+pub mod artifacts;
 pub mod error;
+pub mod mlflow;
 pub mod projects;
 pub mod queues;
 pub mod runs;
 pub mod scheduler;
 pub mod streams;
+pub mod tracking;
 pub mod worker;
 
 use std::sync::Arc;
@@ -42,6 +47,8 @@ pub struct Services {
     /// The queues this process was configured with (`--queue`, `default`).
     configured_queues:
         Arc<std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>>,
+    /// Where run artifacts are kept; `None` in processes that serve none.
+    artifacts: Option<artifacts::ArtifactStore>,
 }
 
 impl Services {
@@ -57,6 +64,7 @@ impl Services {
             clock,
             events: Events::local(),
             configured_queues: Arc::default(),
+            artifacts: None,
         }
     }
 
@@ -67,6 +75,22 @@ impl Services {
     ) -> Self {
         self.configured_queues = Arc::new(queues);
         self
+    }
+
+    /// These services keeping run artifacts under `root`.
+    pub fn with_artifacts(mut self, root: impl Into<std::path::PathBuf>) -> Self {
+        self.artifacts = Some(artifacts::ArtifactStore::new(root));
+        self
+    }
+
+    /// Tracking use cases: metrics, params, outputs, tags, artifacts.
+    pub fn tracking(&self) -> tracking::Tracking<'_> {
+        tracking::Tracking { services: self }
+    }
+
+    /// The MLflow tracking API's use cases.
+    pub fn mlflow(&self) -> mlflow::Mlflow<'_> {
+        mlflow::Mlflow { services: self }
     }
 
     /// Queue use cases.

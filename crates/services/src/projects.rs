@@ -79,6 +79,7 @@ impl Projects<'_> {
             name: name.as_str(),
             description: &description,
             tags: &tags,
+            experiment_name: None,
             now: self.services.now(),
         };
         match projects::insert(&self.services.db, &new).await {

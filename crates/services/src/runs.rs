@@ -313,6 +313,7 @@ impl Runs<'_> {
             queue: compiled.as_ref().and_then(|c| c.queue.as_deref()),
             inputs: &inputs,
             original: original.map(|(uuid, kind)| (uuid, kind.as_str())),
+            status: RunStatus::Created,
             now: self.services.now(),
         };
         let row = runs::insert(&self.services.db, &new).await?;

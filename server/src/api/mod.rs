@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod projects;
 pub mod queues;
 pub mod runs;
+pub mod tracking;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -70,6 +71,39 @@ pub fn router() -> Router<AppState> {
         .route(
             "/{owner}/{project}/runs/{uuid}/logs",
             get(runs::get_run_logs),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/metrics",
+            get(tracking::get_metrics).post(tracking::log_metrics),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/metrics/series",
+            get(tracking::get_series),
+        )
+        .route("/{owner}/{project}/metrics/compare", get(tracking::compare))
+        .route(
+            "/{owner}/{project}/runs/{uuid}/params",
+            post(tracking::log_params),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/outputs",
+            post(tracking::log_outputs),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/tags",
+            post(tracking::log_tags),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/artifacts/tree",
+            get(tracking::artifact_tree),
+        )
+        .route(
+            "/{owner}/{project}/runs/{uuid}/artifacts/files/{*path}",
+            get(tracking::get_artifact)
+                .put(tracking::put_artifact)
+                .delete(tracking::delete_artifact)
+                // Uploads stream to disk; their size is not capped here.
+                .layer(DefaultBodyLimit::disable()),
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -29,10 +29,22 @@ use utoipa::OpenApi;
         super::runs::get_run_statuses,
         super::runs::create_run_status,
         super::runs::get_run_logs,
+        super::tracking::log_metrics,
+        super::tracking::get_metrics,
+        super::tracking::get_series,
+        super::tracking::compare,
+        super::tracking::log_params,
+        super::tracking::log_outputs,
+        super::tracking::log_tags,
+        super::tracking::artifact_tree,
+        super::tracking::put_artifact,
+        super::tracking::get_artifact,
+        super::tracking::delete_artifact,
     ),
     tags(
         (name = "projects", description = "Projects: named homes for runs, unique per owner"),
         (name = "runs", description = "Runs and their status conditions"),
+        (name = "tracking", description = "Metrics, params, outputs, tags and artifacts of runs"),
         (name = "health", description = "Liveness of the server and its database"),
     )
 )]

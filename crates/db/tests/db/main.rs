@@ -26,6 +26,7 @@ async fn project(db: &Db, name: &str) -> projects::ProjectRow {
             name,
             description: "",
             tags: &[],
+            experiment_name: None,
             now: t(0),
         },
     )
@@ -47,6 +48,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
             queue: None,
             inputs: &serde_json::Map::new(),
             original: None,
+            status: RunStatus::Created,
             now: t(at),
         },
     )
@@ -272,6 +274,7 @@ async fn projects_round_trip(db: Db) {
             name: "mnist",
             description: "digits",
             tags: &["cv".to_owned(), "baseline".to_owned()],
+            experiment_name: None,
             now: t(0),
         },
     )
@@ -302,6 +305,7 @@ async fn duplicate_project_names_conflict_per_owner(db: Db) {
             name: "same",
             description: "",
             tags: &[],
+            experiment_name: None,
             now: t(1),
         },
     )
@@ -315,6 +319,7 @@ async fn duplicate_project_names_conflict_per_owner(db: Db) {
             name: "same",
             description: "",
             tags: &[],
+            experiment_name: None,
             now: t(1),
         },
     )

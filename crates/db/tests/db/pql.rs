@@ -211,6 +211,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
             queue: None,
             inputs: &run.inputs,
             original: None,
+            status: RunStatus::Created,
             now: created,
         },
     )
@@ -287,6 +288,7 @@ fn sql_and_memory_agree(
                 name: "pql",
                 description: "",
                 tags: &[],
+                experiment_name: None,
                 now: base(),
             },
         )

@@ -22,10 +22,13 @@ fn run() -> RunFacts {
             .as_object()
             .unwrap()
             .clone(),
-        outputs: json!({ "loss": 0.15, "accuracy": 0.97 })
+        outputs: json!({ "path": "/out/model.bin" })
             .as_object()
             .unwrap()
             .clone(),
+        metrics: [("loss".to_owned(), 0.15), ("accuracy".to_owned(), 0.97)]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -79,7 +82,9 @@ fn numbers_compare_and_range_inclusively() {
     assert!(matches("inputs.layers:1 .. 3"));
     assert!(matches("in.layers:3"));
     assert!(matches("duration:<=60, wait_time:10"));
-    assert!(matches("out.loss:0.1..0.2"));
+    assert!(matches("metrics.loss:0.1..0.2"));
+    assert!(matches("out.path:%model%"));
+    assert!(!matches("out.loss:0.1..0.2"));
 }
 
 #[test]

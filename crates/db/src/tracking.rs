@@ -1,0 +1,429 @@
+//! What runs track: metric points and their summaries (`run_metrics`,
+//! `run_metric_summaries`), params (the run's `inputs`), key-value tags
+//! (`run_tags`), outputs, and soft deletion.
+//!
+//! A batch is one transaction: its points, the summaries they move, its
+//! params and tags are all written or none is (a param logged again with
+//! another value refuses the whole batch, as MLflow does).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use trellis_domain::tracking::{Point, StoredValue};
+
+use crate::runs::JsonObject;
+use crate::{Db, DbResult, with_pool};
+
+/// One metric point to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPoint {
+    pub key: String,
+    pub step: i64,
+    /// Milliseconds since the epoch.
+    pub timestamp: i64,
+    /// Any double; NaN and infinities are stored as [`StoredValue`] says.
+    pub value: f64,
+}
+
+/// What one batch logs to a run.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub metrics: Vec<NewPoint>,
+    /// Param values as MLflow sends them: text.
+    pub params: Vec<(String, serde_json::Value)>,
+    pub tags: Vec<(String, String)>,
+    /// The run's name, when a tag (`mlflow.runName`) sets it.
+    pub name: Option<String>,
+}
+
+/// A param already logged with another value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamConflict {
+    pub key: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// The latest, min and max of one metric of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub run_id: i64,
+    pub key: String,
+    pub last: StoredValue,
+    pub last_step: i64,
+    pub last_timestamp: i64,
+    /// `None` while only NaNs were logged.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub count: i64,
+}
+
+/// Rows per INSERT: 6 binds each stays far below SQLite's 32,766 limit.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// A param value as text, the way MLflow compares and shows it.
+pub fn param_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Per key of a batch: the summary its points alone would have.
+fn batch_summaries(
+    points: &[NewPoint],
+) -> BTreeMap<&str, (StoredValue, i64, i64, Option<f64>, Option<f64>, i64)> {
+    let mut out: BTreeMap<&str, (StoredValue, i64, i64, Option<f64>, Option<f64>, i64)> =
+        BTreeMap::new();
+    for p in points {
+        let stored = StoredValue::of(p.value);
+        let finite = (!stored.is_nan).then_some(stored.value);
+        let entry =
+            out.entry(p.key.as_str())
+                .or_insert((stored, p.step, p.timestamp, finite, finite, 0));
+        // The latest is the largest (step, timestamp); ties go to the later one.
+        if (p.step, p.timestamp) >= (entry.1, entry.2) {
+            entry.0 = stored;
+            entry.1 = p.step;
+            entry.2 = p.timestamp;
+        }
+        if let Some(v) = finite {
+            entry.3 = Some(entry.3.map_or(v, |m| m.min(v)));
+            entry.4 = Some(entry.4.map_or(v, |m| m.max(v)));
+        }
+        entry.5 += 1;
+    }
+    out
+}
+
+/// Logs `batch` to run `run_id` in one transaction. `Ok(Err(conflict))`
+/// writes nothing: a param was logged before with another value.
+pub async fn log_batch(
+    db: &Db,
+    run_id: i64,
+    batch: &Batch,
+    now: DateTime<Utc>,
+) -> DbResult<Result<(), ParamConflict>> {
+    with_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        // Writing first takes the run's row lock (PostgreSQL) or the write
+        // lock (SQLite), so the params read below cannot change under us.
+        sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        if !batch.params.is_empty() {
+            let inputs: Json<JsonObject> =
+                sqlx::query_scalar("SELECT inputs FROM runs WHERE id = $1")
+                    .bind(run_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let mut inputs = inputs.0;
+            let mut changed = false;
+            for (key, value) in &batch.params {
+                match inputs.get(key) {
+                    Some(old) if param_text(old) != param_text(value) => {
+                        return Ok(Err(ParamConflict {
+                            key: key.clone(),
+                            old: param_text(old),
+                            new: param_text(value),
+                        }));
+                    }
+                    Some(_) => {}
+                    None => {
+                        inputs.insert(key.clone(), value.clone());
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                sqlx::query("UPDATE runs SET inputs = $2 WHERE id = $1")
+                    .bind(run_id)
+                    .bind(Json(&inputs))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for chunk in batch.metrics.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO run_metrics (run_id, key, step, timestamp, value, is_nan) ",
+            );
+            insert.push_values(chunk, |mut row, p| {
+                let stored = StoredValue::of(p.value);
+                row.push_bind(run_id)
+                    .push_bind(&p.key)
+                    .push_bind(p.step)
+                    .push_bind(p.timestamp)
+                    .push_bind(stored.value)
+                    .push_bind(stored.is_nan);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        let summaries = batch_summaries(&batch.metrics);
+        let summaries: Vec<_> = summaries.into_iter().collect();
+        for chunk in summaries.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", crate::runs::bind_list(9, 1 + i * 9)))
+                .collect();
+            let newer = "(excluded.last_step > run_metric_summaries.last_step
+                  OR (excluded.last_step = run_metric_summaries.last_step
+                      AND excluded.last_timestamp >= run_metric_summaries.last_timestamp))";
+            // In SET, `run_metric_summaries.*` are the stored (old) values on
+            // both databases; `excluded` is this batch's summary.
+            let sql = format!(
+                "INSERT INTO run_metric_summaries (run_id, key, last_value, last_is_nan, last_step,
+                     last_timestamp, min_value, max_value, count)
+                 VALUES {}
+                 ON CONFLICT (run_id, key) DO UPDATE SET
+                  last_value = CASE WHEN {newer} THEN excluded.last_value ELSE run_metric_summaries.last_value END,
+                  last_is_nan = CASE WHEN {newer} THEN excluded.last_is_nan ELSE run_metric_summaries.last_is_nan END,
+                  last_timestamp = CASE WHEN {newer} THEN excluded.last_timestamp ELSE run_metric_summaries.last_timestamp END,
+                  last_step = CASE WHEN {newer} THEN excluded.last_step ELSE run_metric_summaries.last_step END,
+                  min_value = CASE WHEN excluded.min_value IS NOT NULL
+                       AND (run_metric_summaries.min_value IS NULL OR excluded.min_value < run_metric_summaries.min_value)
+                       THEN excluded.min_value ELSE run_metric_summaries.min_value END,
+                  max_value = CASE WHEN excluded.max_value IS NOT NULL
+                       AND (run_metric_summaries.max_value IS NULL OR excluded.max_value > run_metric_summaries.max_value)
+                       THEN excluded.max_value ELSE run_metric_summaries.max_value END,
+                  count = run_metric_summaries.count + excluded.count",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (key, s) in chunk {
+                query = query
+                    .bind(run_id)
+                    .bind(*key)
+                    .bind(s.0.value)
+                    .bind(s.0.is_nan)
+                    .bind(s.1)
+                    .bind(s.2)
+                    .bind(s.3)
+                    .bind(s.4)
+                    .bind(s.5);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if let Some(name) = &batch.name {
+            sqlx::query("UPDATE runs SET name = $2 WHERE id = $1")
+                .bind(run_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, value) in &batch.tags {
+            sqlx::query(
+                "INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(run_id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+    });
+    Ok(Ok(()))
+}
+
+/// Merges `outputs` into run `run_id`'s outputs (later keys win).
+pub async fn merge_outputs(
+    db: &Db,
+    run_id: i64,
+    outputs: &JsonObject,
+    now: DateTime<Utc>,
+) -> DbResult<()> {
+    with_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let stored: Json<JsonObject> = sqlx::query_scalar("SELECT outputs FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut merged = stored.0;
+        merged.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        sqlx::query("UPDATE runs SET outputs = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(Json(&merged))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    });
+    Ok(())
+}
+
+/// Removes key-value tag `key` of run `run_id`; `false` if it had none.
+pub async fn delete_tag(db: &Db, run_id: i64, key: &str) -> DbResult<bool> {
+    let affected = with_pool!(db, |pool| {
+        sqlx::query("DELETE FROM run_tags WHERE run_id = $1 AND key = $2")
+            .bind(run_id)
+            .bind(key)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(affected > 0)
+}
+
+/// The key-value tags of runs `run_ids`: (run id, key, value), by run and key.
+pub async fn tags(db: &Db, run_ids: &[i64]) -> DbResult<Vec<(i64, String, String)>> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT run_id, key, value FROM run_tags WHERE run_id IN ({}) ORDER BY run_id, key",
+        crate::runs::bind_list(run_ids.len(), 1)
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in run_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows)
+}
+
+/// The metric summaries of runs `run_ids` (every key, or only `key`), by
+/// run and key.
+pub async fn summaries(db: &Db, run_ids: &[i64], key: Option<&str>) -> DbResult<Vec<Summary>> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key_at = run_ids.len() + 1;
+    let sql = format!(
+        "SELECT run_id, key, last_value, last_is_nan, last_step, last_timestamp, min_value,
+                max_value, count
+         FROM run_metric_summaries WHERE run_id IN ({}){} ORDER BY run_id, key",
+        crate::runs::bind_list(run_ids.len(), 1),
+        if key.is_some() {
+            format!(" AND key = ${key_at}")
+        } else {
+            String::new()
+        }
+    );
+    type SummaryTuple = (
+        i64,
+        String,
+        f64,
+        bool,
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        i64,
+    );
+    let rows: Vec<SummaryTuple> = with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in run_ids {
+            query = query.bind(*id);
+        }
+        if let Some(key) = key {
+            query = query.bind(key);
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(
+            |(run_id, key, value, is_nan, last_step, last_timestamp, min, max, count)| Summary {
+                run_id,
+                key,
+                last: StoredValue { value, is_nan },
+                last_step,
+                last_timestamp,
+                min,
+                max,
+                count,
+            },
+        )
+        .collect())
+}
+
+/// A stored point and its id (the cursor of paged reads).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoredPoint {
+    pub id: i64,
+    pub point: Point,
+    pub is_nan: bool,
+}
+
+/// Points of metric `key` of run `run_id`, by step then time, with steps
+/// in `steps` (inclusive) when given.
+pub async fn series(
+    db: &Db,
+    run_id: i64,
+    key: &str,
+    steps: Option<(i64, i64)>,
+) -> DbResult<Vec<StoredPoint>> {
+    let (low, high) = steps.unwrap_or((i64::MIN, i64::MAX));
+    let rows: Vec<(i64, i64, i64, f64, bool)> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, step, timestamp, value, is_nan FROM run_metrics
+             WHERE run_id = $1 AND key = $2 AND step >= $3 AND step <= $4
+             ORDER BY step, timestamp, id",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(low)
+        .bind(high)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(stored_point).collect())
+}
+
+fn stored_point((id, step, timestamp, value, is_nan): (i64, i64, i64, f64, bool)) -> StoredPoint {
+    StoredPoint {
+        id,
+        point: Point {
+            step,
+            timestamp,
+            value: if is_nan { f64::NAN } else { value },
+        },
+        is_nan,
+    }
+}
+
+/// Up to `limit` points of metric `key` of run `run_id` after point id
+/// `after`, in the order they were logged (MLflow's paged history).
+pub async fn history_page(
+    db: &Db,
+    run_id: i64,
+    key: &str,
+    after: i64,
+    limit: u32,
+) -> DbResult<Vec<StoredPoint>> {
+    let rows: Vec<(i64, i64, i64, f64, bool)> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT id, step, timestamp, value, is_nan FROM run_metrics
+             WHERE run_id = $1 AND key = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows.into_iter().map(stored_point).collect())
+}
+
+/// Marks run `run_id` deleted (`Some(now)`) or restores it (`None`).
+pub async fn set_run_deleted(db: &Db, run_id: i64, at: Option<DateTime<Utc>>) -> DbResult<bool> {
+    let affected = with_pool!(db, |pool| {
+        sqlx::query("UPDATE runs SET deleted_at = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(affected > 0)
+}

@@ -1,0 +1,442 @@
+//! Tracking use cases: metrics, params, outputs, tags and artifacts of a
+//! run, for the native API (`/api/v1/.../runs/{uuid}/...`), the MLflow API
+//! and the executor's system metrics.
+
+use std::collections::BTreeMap;
+
+use trellis_api_types as api;
+use trellis_db::runs::RunRow;
+use trellis_db::tracking::{self, Batch, NewPoint};
+use trellis_domain::name::normalize_tags;
+use trellis_domain::tracking::{
+    self as rules, ArtifactPath, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_SERIES_POINTS, SYSTEM_METRIC_PREFIX, TrackingError,
+};
+use trellis_events::Event;
+
+use crate::artifacts::{ArtifactEntry, ArtifactStore};
+use crate::runs::RunRef;
+use crate::{ServiceError, ServiceResult, Services};
+
+/// Tracking use cases; see [`Services::tracking`].
+pub struct Tracking<'a> {
+    pub(crate) services: &'a Services,
+}
+
+fn invalid(field: &'static str) -> impl Fn(TrackingError) -> ServiceError {
+    move |e| ServiceError::invalid(field, e)
+}
+
+/// Points per series when the caller does not say.
+pub const DEFAULT_SERIES_POINTS: usize = 1000;
+
+impl Tracking<'_> {
+    fn store(&self) -> ServiceResult<&ArtifactStore> {
+        self.services.artifacts.as_ref().ok_or_else(|| {
+            ServiceError::Dependency("this process has no artifact store configured".into())
+        })
+    }
+
+    /// Stores `batch` for `run` after checking it against MLflow's rules.
+    /// A param logged before with another value refuses the whole batch.
+    pub async fn log_batch(&self, run: &RunRow, mut batch: Batch) -> ServiceResult<()> {
+        rules::check_batch("metrics", batch.metrics.len(), MAX_METRICS_PER_BATCH)
+            .map_err(invalid("metrics"))?;
+        rules::check_batch(
+            "params and tags",
+            batch.params.len() + batch.tags.len(),
+            MAX_PARAMS_TAGS_PER_BATCH,
+        )
+        .map_err(invalid("params"))?;
+        for p in &batch.metrics {
+            rules::check_key("metric", &p.key).map_err(invalid("metrics"))?;
+        }
+        for (key, value) in &batch.params {
+            rules::check_key("param", key).map_err(invalid("params"))?;
+            rules::check_value(
+                "param",
+                key,
+                &tracking::param_text(value),
+                rules::MAX_PARAM_VALUE_LEN,
+            )
+            .map_err(invalid("params"))?;
+        }
+        // The same param twice in one batch must agree with itself too.
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        for (key, value) in &batch.params {
+            let text = tracking::param_text(value);
+            if let Some(previous) = seen.insert(key, text.clone())
+                && previous != text
+            {
+                return Err(ServiceError::invalid(
+                    "params",
+                    format!(
+                        "param `{key}` appears twice in the batch with different values (`{previous}`, `{text}`)"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in &batch.tags {
+            rules::check_key("tag", key).map_err(invalid("tags"))?;
+            rules::check_value("tag", key, value, rules::MAX_TAG_VALUE_LEN)
+                .map_err(invalid("tags"))?;
+            if key == "mlflow.runName" {
+                trellis_domain::name::check_run_name(value)
+                    .map_err(|e| ServiceError::invalid("tags", e))?;
+                batch.name = Some(value.clone());
+            }
+        }
+        let has_metrics = !batch.metrics.is_empty();
+        match tracking::log_batch(&self.services.db, run.id, &batch, self.services.now()).await? {
+            Ok(()) => {}
+            Err(conflict) => {
+                return Err(ServiceError::invalid(
+                    "params",
+                    format!(
+                        "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{}'. Attempted logging new value '{}'.",
+                        conflict.key,
+                        conflict.old,
+                        run.uuid.simple(),
+                        conflict.new
+                    ),
+                ));
+            }
+        }
+        if has_metrics {
+            self.services
+                .events
+                .publish(Event::Metrics { run: run.uuid })
+                .await;
+        }
+        Ok(())
+    }
+
+    /// `POST .../metrics`: finite values only, under user keys.
+    pub async fn log_metrics(&self, at: RunRef<'_>, input: api::LogMetrics) -> ServiceResult<()> {
+        let run = self.services.runs().row(at).await?;
+        let now = self.services.now().timestamp_millis();
+        let mut metrics = Vec::with_capacity(input.metrics.len());
+        for m in input.metrics {
+            if !m.value.is_finite() {
+                return Err(ServiceError::invalid(
+                    "metrics",
+                    TrackingError::NotFinite {
+                        key: m.key,
+                        value: m.value.to_string(),
+                    },
+                ));
+            }
+            if m.key.starts_with(SYSTEM_METRIC_PREFIX) {
+                return Err(ServiceError::invalid(
+                    "metrics",
+                    TrackingError::ReservedKey { key: m.key },
+                ));
+            }
+            metrics.push(NewPoint {
+                key: m.key,
+                step: m.step.unwrap_or(0),
+                timestamp: m.timestamp.unwrap_or(now),
+                value: m.value,
+            });
+        }
+        self.log_batch(
+            &run,
+            Batch {
+                metrics,
+                ..Batch::default()
+            },
+        )
+        .await
+    }
+
+    /// System metrics sampled by an executor for `run` (keys under
+    /// [`SYSTEM_METRIC_PREFIX`]).
+    pub async fn log_system_metrics(
+        &self,
+        run: &RunRow,
+        metrics: Vec<NewPoint>,
+    ) -> ServiceResult<()> {
+        self.log_batch(
+            run,
+            Batch {
+                metrics,
+                ..Batch::default()
+            },
+        )
+        .await
+    }
+
+    /// `POST .../params`: scalar values; a param may be logged again only
+    /// with the same value.
+    pub async fn log_params(&self, at: RunRef<'_>, input: api::LogParams) -> ServiceResult<()> {
+        let run = self.services.runs().row(at).await?;
+        for (key, value) in &input.params {
+            if value.is_object() || value.is_array() {
+                return Err(ServiceError::invalid(
+                    "params",
+                    format!("param `{key}` must be a string, number, boolean or null"),
+                ));
+            }
+        }
+        self.log_batch(
+            &run,
+            Batch {
+                params: input.params.into_iter().collect(),
+                ..Batch::default()
+            },
+        )
+        .await
+    }
+
+    /// `POST .../outputs`: merged into the run's outputs.
+    pub async fn log_outputs(&self, at: RunRef<'_>, input: api::LogOutputs) -> ServiceResult<()> {
+        let run = self.services.runs().row(at).await?;
+        for key in input.outputs.keys() {
+            rules::check_key("output", key).map_err(invalid("outputs"))?;
+        }
+        tracking::merge_outputs(
+            &self.services.db,
+            run.id,
+            &input.outputs,
+            self.services.now(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST .../tags`: added to the run's tags.
+    pub async fn log_tags(&self, at: RunRef<'_>, input: api::LogTags) -> ServiceResult<api::Run> {
+        let run = self.services.runs().row(at).await?;
+        let mut tags = run.tags.clone();
+        tags.extend(input.tags);
+        let tags = normalize_tags(&tags).map_err(|e| ServiceError::invalid("tags", e))?;
+        self.services
+            .runs()
+            .update(
+                at,
+                api::UpdateRun {
+                    name: None,
+                    description: None,
+                    tags: Some(tags),
+                },
+            )
+            .await
+    }
+
+    /// `GET .../metrics`: every metric's summary.
+    pub async fn summaries(&self, at: RunRef<'_>) -> ServiceResult<api::RunMetrics> {
+        let run = self.services.runs().row(at).await?;
+        let rows = tracking::summaries(&self.services.db, &[run.id], None).await?;
+        Ok(api::RunMetrics {
+            metrics: rows.into_iter().map(summary_dto).collect(),
+        })
+    }
+
+    /// One metric of `run`, downsampled to about `points`, in `steps`.
+    pub async fn series_of(
+        &self,
+        run: &RunRow,
+        key: &str,
+        points: Option<usize>,
+        steps: Option<(i64, i64)>,
+    ) -> ServiceResult<api::MetricSeries> {
+        let target = points.unwrap_or(DEFAULT_SERIES_POINTS);
+        if !(1..=MAX_SERIES_POINTS).contains(&target) {
+            return Err(ServiceError::invalid(
+                "points",
+                format!("points must be between 1 and {MAX_SERIES_POINTS}, got {target}"),
+            ));
+        }
+        if let Some((low, high)) = steps
+            && low > high
+        {
+            return Err(ServiceError::invalid(
+                "min_step",
+                format!("min_step ({low}) is above max_step ({high})"),
+            ));
+        }
+        let stored = tracking::series(&self.services.db, run.id, key, steps).await?;
+        let all: Vec<rules::Point> = stored.iter().map(|p| p.point).collect();
+        let reduced = rules::downsample(&all, target);
+        Ok(api::MetricSeries {
+            run: run.uuid,
+            key: key.to_owned(),
+            total: all.len() as u64,
+            downsampled: reduced.len() < all.len(),
+            points: reduced
+                .into_iter()
+                .map(|p| api::SeriesPoint {
+                    step: p.step,
+                    timestamp: p.timestamp,
+                    value: (!p.value.is_nan()).then_some(p.value),
+                })
+                .collect(),
+        })
+    }
+
+    /// `GET .../metrics/{key}`.
+    pub async fn series(
+        &self,
+        at: RunRef<'_>,
+        key: &str,
+        points: Option<usize>,
+        steps: Option<(i64, i64)>,
+    ) -> ServiceResult<api::MetricSeries> {
+        let run = self.services.runs().row(at).await?;
+        self.series_of(&run, key, points, steps).await
+    }
+
+    /// `GET /{owner}/{project}/metrics/compare?runs=a,b&key=loss`: one
+    /// metric of up to 100 runs of a project.
+    pub async fn compare(
+        &self,
+        owner: &str,
+        project: &str,
+        runs: &[&str],
+        key: &str,
+        points: Option<usize>,
+    ) -> ServiceResult<api::MetricComparison> {
+        if runs.is_empty() || runs.len() > 100 {
+            return Err(ServiceError::invalid(
+                "runs",
+                format!("compare 1 to 100 runs, got {}", runs.len()),
+            ));
+        }
+        let mut series = Vec::with_capacity(runs.len());
+        for uuid in runs {
+            let run = self
+                .services
+                .runs()
+                .row(RunRef {
+                    owner,
+                    project,
+                    uuid,
+                })
+                .await?;
+            series.push(self.series_of(&run, key, points, None).await?);
+        }
+        Ok(api::MetricComparison {
+            key: key.to_owned(),
+            series,
+        })
+    }
+
+    /// Streams `body` into artifact `path` of the run at `at`.
+    pub async fn put_artifact<S, B, E>(
+        &self,
+        at: RunRef<'_>,
+        path: &str,
+        body: S,
+    ) -> ServiceResult<api::ArtifactUploaded>
+    where
+        S: futures_core::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let run = self.services.runs().row(at).await?;
+        let path = ArtifactPath::parse(path).map_err(|e| ServiceError::invalid("path", e))?;
+        let size = self.store()?.put(run.uuid, &path, body).await?;
+        Ok(api::ArtifactUploaded {
+            path: path.to_string(),
+            size,
+        })
+    }
+
+    /// [`Tracking::put_artifact`] for a run already loaded (MLflow).
+    pub async fn put_artifact_of<S, B, E>(
+        &self,
+        run: &RunRow,
+        path: &str,
+        body: S,
+    ) -> ServiceResult<u64>
+    where
+        S: futures_core::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let path = ArtifactPath::parse(path).map_err(|e| ServiceError::invalid("path", e))?;
+        self.store()?.put(run.uuid, &path, body).await
+    }
+
+    /// Opens artifact `path` of `run` for streaming, with its size.
+    pub async fn open_artifact_of(
+        &self,
+        run: &RunRow,
+        path: &str,
+    ) -> ServiceResult<(tokio::fs::File, u64)> {
+        let path = ArtifactPath::parse(path).map_err(|e| ServiceError::invalid("path", e))?;
+        self.store()?.open(run.uuid, &path).await
+    }
+
+    /// Opens artifact `path` of the run at `at`.
+    pub async fn open_artifact(
+        &self,
+        at: RunRef<'_>,
+        path: &str,
+    ) -> ServiceResult<(tokio::fs::File, u64)> {
+        let run = self.services.runs().row(at).await?;
+        self.open_artifact_of(&run, path).await
+    }
+
+    /// The entries directly under `dir` of `run`.
+    pub async fn list_artifacts_of(
+        &self,
+        run: &RunRow,
+        dir: &str,
+    ) -> ServiceResult<Vec<ArtifactEntry>> {
+        let dir = ArtifactPath::parse_dir(dir).map_err(|e| ServiceError::invalid("path", e))?;
+        self.store()?.list(run.uuid, dir.as_ref()).await
+    }
+
+    /// `GET .../artifacts/tree?path=dir`.
+    pub async fn list_artifacts(
+        &self,
+        at: RunRef<'_>,
+        dir: &str,
+    ) -> ServiceResult<api::ArtifactTree> {
+        let run = self.services.runs().row(at).await?;
+        let files = self.list_artifacts_of(&run, dir).await?;
+        Ok(api::ArtifactTree {
+            path: dir.trim_matches('/').to_owned(),
+            files: files
+                .into_iter()
+                .map(|e| api::ArtifactFile {
+                    path: e.path,
+                    is_dir: e.is_dir,
+                    size: e.size,
+                })
+                .collect(),
+        })
+    }
+
+    /// Deletes artifact file or directory `path` of the run at `at`.
+    pub async fn delete_artifact(&self, at: RunRef<'_>, path: &str) -> ServiceResult<()> {
+        let run = self.services.runs().row(at).await?;
+        self.delete_artifact_of(&run, path).await
+    }
+
+    /// Deletes artifact file or directory `path` of `run`.
+    pub async fn delete_artifact_of(&self, run: &RunRow, path: &str) -> ServiceResult<()> {
+        let parsed = ArtifactPath::parse(path).map_err(|e| ServiceError::invalid("path", e))?;
+        if self.store()?.delete(run.uuid, Some(&parsed)).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound {
+                entity: "artifact",
+                id: path.to_owned(),
+            })
+        }
+    }
+}
+
+fn summary_dto(s: tracking::Summary) -> api::MetricSummary {
+    api::MetricSummary {
+        key: s.key,
+        last: (!s.last.is_nan).then_some(s.last.value),
+        step: s.last_step,
+        timestamp: s.last_timestamp,
+        min: s.min,
+        max: s.max,
+        count: s.count,
+    }
+}
