@@ -54,4 +54,6 @@ pub struct ExecutorSettings {
     pub queues: std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>,
     pub heartbeat: std::time::Duration,
     pub lost_after: std::time::Duration,
+    /// How often runs' resource use is sampled; `None`: never.
+    pub system_metrics: Option<std::time::Duration>,
 }

@@ -105,6 +105,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
         lost_after: Duration::from_secs(args.heartbeat.lost_after_secs),
+        system_metrics: args.heartbeat.system_metrics(),
         ..SchedulerConfig::new(
             args.database.data_dir.clone(),
             args.api_url.trim_end_matches('/').to_owned(),

@@ -168,6 +168,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             queues: executor.queues,
             heartbeat: executor.heartbeat,
             lost_after: executor.lost_after,
+            system_metrics: executor.system_metrics,
             ..SchedulerConfig::new(
                 settings.data_dir.clone(),
                 format!("http://{}", settings.addr),

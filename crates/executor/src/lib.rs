@@ -11,6 +11,8 @@
 //! The scheduler (issue 4) drives this: it decides what starts, records
 //! statuses, and stores the lines.
 
+pub mod usage;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::process::Stdio;

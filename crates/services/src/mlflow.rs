@@ -609,7 +609,15 @@ impl Mlflow<'_> {
                 )
                 .await?;
         }
-        if let Some(status) = input.status.as_deref().filter(|s| !s.is_empty()) {
+        // A run Trellis executes (it has a spec) has its lifecycle driven by
+        // its executor: the client inside it ending its run (`end_run`) must
+        // not mark it done before the process exits.
+        let managed = row.kind.is_some();
+        if let Some(status) = input
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty() && !managed)
+        {
             let status = MlflowStatus::parse(status).ok_or_else(|| {
                 ServiceError::invalid(
                     "status",

@@ -63,6 +63,9 @@ pub struct SchedulerConfig {
     pub heartbeat: Duration,
     /// A run whose executor has been silent this long is queued again.
     pub lost_after: Duration,
+    /// How often the CPU, memory and GPU use of a run's processes is
+    /// recorded as `system/*` metrics; `None` records none.
+    pub system_metrics: Option<Duration>,
 }
 
 impl SchedulerConfig {
@@ -92,6 +95,7 @@ impl SchedulerConfig {
             executor_id,
             heartbeat: Duration::from_secs(5),
             lost_after: Duration::from_secs(30),
+            system_metrics: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -617,6 +621,14 @@ async fn execute_inner(
     };
     runs.heartbeat(run, &config.executor_id, Some(process.pid()))
         .await?;
+    let _sampling = config.system_metrics.map(|every| {
+        Beating(tokio::spawn(sample_usage(
+            services.clone(),
+            run.clone(),
+            process.pid(),
+            every,
+        )))
+    });
     let started_by = format!(
         "Process {} started by {}",
         process.pid(),
@@ -920,6 +932,56 @@ async fn accepts(port: u16) -> bool {
         .await,
         Ok(Ok(_))
     )
+}
+
+/// Records the CPU and memory use of process `pid` and its descendants,
+/// and the host's GPUs, as `system/*` metrics of `run` every `every`, until
+/// aborted or the process is gone. The names are MLflow's, so its UI and
+/// clients read them too.
+async fn sample_usage(services: Services, run: RunRow, pid: i32, every: Duration) {
+    use trellis_db::tracking::NewPoint;
+    use trellis_executor::usage;
+    let Ok(pid) = u32::try_from(pid) else { return };
+    let mut previous = usage::tree_usage(pid);
+    let mut step = 0_i64;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(now) = usage::tree_usage(pid) else {
+            return;
+        };
+        let timestamp = chrono::Utc::now().timestamp_millis();
+        let point = |key: &str, value: f64| NewPoint {
+            key: format!("{}{key}", trellis_domain::tracking::SYSTEM_METRIC_PREFIX),
+            step,
+            timestamp,
+            value,
+        };
+        let mut points = vec![
+            point("memory_rss_megabytes", now.rss_bytes as f64 / 1_048_576.0),
+            point("processes", f64::from(now.processes)),
+        ];
+        if let Some(before) = &previous {
+            points.push(point(
+                "cpu_utilization_percentage",
+                usage::cpu_percent(before, &now),
+            ));
+        }
+        for gpu in usage::gpu_usage().await {
+            points.push(point(
+                &format!("gpu_{}_utilization_percentage", gpu.index),
+                gpu.utilization,
+            ));
+            points.push(point(
+                &format!("gpu_{}_memory_usage_megabytes", gpu.index),
+                gpu.memory_mb,
+            ));
+        }
+        if let Err(error) = services.tracking().log_system_metrics(&run, points).await {
+            tracing::warn!(error = ?error, "recording system metrics of run {} failed: {error}", run.uuid);
+        }
+        previous = Some(now);
+        step += 1;
+    }
 }
 
 /// Aborts the heartbeat task when the execution ends.

@@ -114,6 +114,17 @@ pub struct HeartbeatArgs {
     /// the run is queued again.
     #[arg(long, env = "TRELLIS_LOST_AFTER_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub lost_after_secs: u64,
+    /// Seconds between samples of an executing run's CPU, memory and GPU
+    /// use, recorded as its `system/*` metrics; 0 records none.
+    #[arg(long, env = "TRELLIS_SYSTEM_METRICS_SECS", default_value_t = 10)]
+    pub system_metrics_secs: u64,
+}
+
+impl HeartbeatArgs {
+    /// The system-metrics period, if sampling is on.
+    pub fn system_metrics(&self) -> Option<Duration> {
+        (self.system_metrics_secs > 0).then(|| Duration::from_secs(self.system_metrics_secs))
+    }
 }
 
 /// Options of `trellis scheduler`.
@@ -262,6 +273,7 @@ impl ServerArgs {
                 queues: self.queues.into_iter().collect(),
                 heartbeat: Duration::from_secs(self.heartbeat.heartbeat_secs),
                 lost_after: Duration::from_secs(self.heartbeat.lost_after_secs),
+                system_metrics: self.heartbeat.system_metrics(),
             }),
             redis_url: self.brokers.redis_url.clone().filter(|u| !u.is_empty()),
             redis_prefix: self.brokers.redis_prefix(),

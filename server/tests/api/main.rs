@@ -33,6 +33,14 @@ impl App {
         }
     }
 
+    /// An app that also keeps artifacts, under `dir`.
+    fn with_artifacts(db: Db, dir: &std::path::Path) -> Self {
+        let options = LeptosOptions::builder().output_name("trellis").build();
+        Self {
+            router: router(Services::new(db).with_artifacts(dir), options),
+        }
+    }
+
     async fn send(&self, request: Request<Body>) -> Reply {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -1048,3 +1056,4 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 mod distributed;
 mod execution;
 mod streams;
+mod tracking;
