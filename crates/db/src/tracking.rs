@@ -70,29 +70,41 @@ pub fn param_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// What a batch's points of one key alone summarise to.
+struct KeySummary {
+    last: StoredValue,
+    step: i64,
+    timestamp: i64,
+    min: Option<f64>,
+    max: Option<f64>,
+    count: i64,
+}
+
 /// Per key of a batch: the summary its points alone would have.
-fn batch_summaries(
-    points: &[NewPoint],
-) -> BTreeMap<&str, (StoredValue, i64, i64, Option<f64>, Option<f64>, i64)> {
-    let mut out: BTreeMap<&str, (StoredValue, i64, i64, Option<f64>, Option<f64>, i64)> =
-        BTreeMap::new();
+fn batch_summaries(points: &[NewPoint]) -> BTreeMap<&str, KeySummary> {
+    let mut out: BTreeMap<&str, KeySummary> = BTreeMap::new();
     for p in points {
         let stored = StoredValue::of(p.value);
         let finite = (!stored.is_nan).then_some(stored.value);
-        let entry =
-            out.entry(p.key.as_str())
-                .or_insert((stored, p.step, p.timestamp, finite, finite, 0));
+        let entry = out.entry(p.key.as_str()).or_insert(KeySummary {
+            last: stored,
+            step: p.step,
+            timestamp: p.timestamp,
+            min: finite,
+            max: finite,
+            count: 0,
+        });
         // The latest is the largest (step, timestamp); ties go to the later one.
-        if (p.step, p.timestamp) >= (entry.1, entry.2) {
-            entry.0 = stored;
-            entry.1 = p.step;
-            entry.2 = p.timestamp;
+        if (p.step, p.timestamp) >= (entry.step, entry.timestamp) {
+            entry.last = stored;
+            entry.step = p.step;
+            entry.timestamp = p.timestamp;
         }
         if let Some(v) = finite {
-            entry.3 = Some(entry.3.map_or(v, |m| m.min(v)));
-            entry.4 = Some(entry.4.map_or(v, |m| m.max(v)));
+            entry.min = Some(entry.min.map_or(v, |m| m.min(v)));
+            entry.max = Some(entry.max.map_or(v, |m| m.max(v)));
         }
-        entry.5 += 1;
+        entry.count += 1;
     }
     out
 }
@@ -195,13 +207,13 @@ pub async fn log_batch(
                 query = query
                     .bind(run_id)
                     .bind(*key)
-                    .bind(s.0.value)
-                    .bind(s.0.is_nan)
-                    .bind(s.1)
-                    .bind(s.2)
-                    .bind(s.3)
-                    .bind(s.4)
-                    .bind(s.5);
+                    .bind(s.last.value)
+                    .bind(s.last.is_nan)
+                    .bind(s.step)
+                    .bind(s.timestamp)
+                    .bind(s.min)
+                    .bind(s.max)
+                    .bind(s.count);
             }
             query.execute(&mut *tx).await?;
         }
@@ -226,36 +238,6 @@ pub async fn log_batch(
         tx.commit().await?;
     });
     Ok(Ok(()))
-}
-
-/// Merges `outputs` into run `run_id`'s outputs (later keys win).
-pub async fn merge_outputs(
-    db: &Db,
-    run_id: i64,
-    outputs: &JsonObject,
-    now: DateTime<Utc>,
-) -> DbResult<()> {
-    with_pool!(db, |pool| {
-        let mut tx = pool.begin().await?;
-        sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let stored: Json<JsonObject> = sqlx::query_scalar("SELECT outputs FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut merged = stored.0;
-        merged.extend(outputs.iter().map(|(k, v)| (k.clone(), v.clone())));
-        sqlx::query("UPDATE runs SET outputs = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(Json(&merged))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    });
-    Ok(())
 }
 
 /// Removes key-value tag `key` of run `run_id`; `false` if it had none.

@@ -194,7 +194,7 @@ impl Tracking<'_> {
         for key in input.outputs.keys() {
             rules::check_key("output", key).map_err(invalid("outputs"))?;
         }
-        tracking::merge_outputs(
+        trellis_db::runs::merge_outputs(
             &self.services.db,
             run.id,
             &input.outputs,

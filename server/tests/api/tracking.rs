@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 use trellis_db::testing::TestDb;
 use trellis_db::{Db, test_on_both_databases};
 
@@ -278,19 +280,22 @@ async fn artifacts_stream_in_and_out_and_stay_inside_the_run(db: Db) {
     put(&app, &format!("{base}/files/notes.txt"), "hello").await;
 
     let download = app
-        .send(
+        .router
+        .clone()
+        .oneshot(
             Request::get(format!("{base}/files/model/weights.bin"))
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await;
-    assert_eq!(download.status, StatusCode::OK);
-    let bytes = download.text.as_bytes().len();
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(
-        bytes,
-        String::from_utf8_lossy(&big).len(),
-        "the download differs from the upload"
+        download.headers()["content-length"],
+        big.len().to_string().as_str()
     );
+    let bytes = download.into_body().collect().await.unwrap().to_bytes();
+    assert!(bytes == big, "the download differs from the upload");
     let root = app.get(&format!("{base}/tree")).await;
     assert_eq!(
         root.body["files"],
@@ -343,16 +348,17 @@ test_on_both_databases!(
 /// The Python of the virtualenv holding the official mlflow client, which
 /// `scripts/dev setup` installs from PyPI outside the clone.
 fn mlflow_python() -> PathBuf {
-    let python = std::env::var_os("TRELLIS_MLFLOW_PYTHON").map_or_else(
+    let venv = std::env::var_os("TRELLIS_MLFLOW_VENV").map_or_else(
         || {
             let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/trellis/mlflow-venv/bin/python")
+            PathBuf::from(home).join(".cache/trellis/mlflow-venv")
         },
         PathBuf::from,
     );
+    let python = venv.join("bin/python");
     assert!(
         python.exists(),
-        "{} is missing: run `scripts/dev setup` to install the mlflow client (or set TRELLIS_MLFLOW_PYTHON)",
+        "{} is missing: run `scripts/dev setup` to install the mlflow client (or set TRELLIS_MLFLOW_VENV)",
         python.display()
     );
     python
@@ -546,4 +552,78 @@ async fn a_job_logs_through_mlflow_into_its_own_run() {
         by_key("system/cpu_utilization_percentage").is_some(),
         "{metrics}"
     );
+}
+
+/// A job logs with the dependency-free Python helper (`sdk/python`), which
+/// finds its run from the TRELLIS_* variables the executor sets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_logs_with_the_python_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--system-metrics-secs", "0"]).await;
+    let script = dir.path().join("train.py");
+    std::fs::write(
+        &script,
+        "import os, trellis_sdk as trellis\n\
+         trellis.log_params(lr=0.01, optimizer='adam')\n\
+         for step in range(2500):\n\
+         \x20   trellis.log_metrics({'loss': 1.0 / (step + 1)}, step=step)\n\
+         trellis.log_outputs(best=0.5)\n\
+         trellis.log_tags('sdk')\n\
+         open('model.bin', 'wb').write(b'weights' * 1000)\n\
+         trellis.log_artifact('model.bin', 'checkpoints/model.bin')\n\
+         try:\n\
+         \x20   trellis.log_params(lr=0.02)\n\
+         \x20   raise SystemExit('a changed param was accepted')\n\
+         except trellis.TrellisError as e:\n\
+         \x20   assert 'already logged' in str(e), e\n",
+    )
+    .unwrap();
+    let sdk = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/python");
+    let spec = dir.path().join("sdk.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n    command: [python3, {}]\n    env:\n      - {{name: PYTHONPATH, value: {sdk}}}\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    let (server, finished) = tokio::task::spawn_blocking(move || {
+        super::cli::json(&server, &["projects", "create", "exec"]);
+        let finished = super::cli::json(
+            &server,
+            &["run", "-f", spec.to_str().unwrap(), "-p", "exec", "--watch"],
+        );
+        (server, finished)
+    })
+    .await
+    .unwrap();
+    let uuid = finished["uuid"].as_str().unwrap();
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    let (_, run) = server
+        .request("GET", &format!("/api/v1/default/exec/runs/{uuid}"), None)
+        .await
+        .unwrap();
+    assert_eq!(run["inputs"], json!({ "lr": 0.01, "optimizer": "adam" }));
+    assert_eq!(run["outputs"], json!({ "best": 0.5 }));
+    assert_eq!(run["tags"], json!(["sdk"]));
+    let (_, metrics) = server
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{uuid}/metrics"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(metrics["metrics"][0]["key"], "loss");
+    assert_eq!(metrics["metrics"][0]["count"], 2500);
+    let (_, tree) = server
+        .request(
+            "GET",
+            &format!("/api/v1/default/exec/runs/{uuid}/artifacts/tree?path=checkpoints"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tree["files"][0]["size"], 7000);
 }

@@ -71,7 +71,121 @@ test_on_both_databases!(
     a_status_change_writes_its_outbox_message_in_the_same_transaction,
     queues_upsert_list_and_delete,
     heartbeats_touch_only_active_runs,
+    metric_summaries_merge_across_batches,
+    a_param_conflict_writes_nothing_of_its_batch,
 );
+
+fn point(key: &str, step: i64, timestamp: i64, value: f64) -> trellis_db::tracking::NewPoint {
+    trellis_db::tracking::NewPoint {
+        key: key.into(),
+        step,
+        timestamp,
+        value,
+    }
+}
+
+async fn metric_summaries_merge_across_batches(db: Db) {
+    use trellis_db::tracking::{self, Batch};
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let log = |metrics| {
+        let db = db.clone();
+        async move {
+            let batch = Batch {
+                metrics,
+                ..Batch::default()
+            };
+            tracking::log_batch(&db, r.id, &batch, t(1))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    };
+    log(vec![
+        point("loss", 5, 50, 0.5),
+        point("loss", 2, 20, 9.0),
+        point("acc", 0, 0, f64::NAN),
+    ])
+    .await;
+    // An older step does not replace the latest; a lower value moves min.
+    log(vec![point("loss", 3, 99, -1.0), point("acc", 1, 1, 0.25)]).await;
+    // The same step, later timestamp: it is the latest.
+    log(vec![
+        point("loss", 5, 60, 0.4),
+        point("acc", 2, 2, f64::INFINITY),
+    ])
+    .await;
+    let summaries = tracking::summaries(&db, &[r.id], None).await.unwrap();
+    let loss = summaries.iter().find(|s| s.key == "loss").unwrap();
+    assert_eq!(
+        (loss.last.value, loss.last_step, loss.last_timestamp),
+        (0.4, 5, 60)
+    );
+    assert_eq!((loss.min, loss.max, loss.count), (Some(-1.0), Some(9.0), 4));
+    let acc = summaries.iter().find(|s| s.key == "acc").unwrap();
+    // NaN never becomes a min or max; infinity is clipped to f64::MAX.
+    assert_eq!((acc.min, acc.max), (Some(0.25), Some(f64::MAX)));
+    assert_eq!(acc.last.value, f64::MAX);
+    let series = tracking::series(&db, r.id, "acc", None).await.unwrap();
+    assert!(series[0].is_nan && series[0].point.value.is_nan());
+    assert_eq!(series.len(), 3);
+    let window = tracking::series(&db, r.id, "loss", Some((3, 5)))
+        .await
+        .unwrap();
+    let steps: Vec<i64> = window.iter().map(|p| p.point.step).collect();
+    assert_eq!(steps, [3, 5, 5]);
+}
+
+async fn a_param_conflict_writes_nothing_of_its_batch(db: Db) {
+    use trellis_db::tracking::{self, Batch};
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    let first = Batch {
+        params: vec![("lr".into(), serde_json::json!("0.1"))],
+        ..Batch::default()
+    };
+    tracking::log_batch(&db, r.id, &first, t(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let conflicting = Batch {
+        metrics: vec![point("loss", 0, 0, 1.0)],
+        params: vec![
+            ("opt".into(), serde_json::json!("adam")),
+            ("lr".into(), serde_json::json!("0.2")),
+        ],
+        tags: vec![("team".into(), "x".into())],
+        name: Some("renamed".into()),
+    };
+    let conflict = tracking::log_batch(&db, r.id, &conflicting, t(2))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (
+            conflict.key.as_str(),
+            conflict.old.as_str(),
+            conflict.new.as_str()
+        ),
+        ("lr", "0.1", "0.2")
+    );
+    assert!(
+        tracking::summaries(&db, &[r.id], None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(tracking::tags(&db, &[r.id]).await.unwrap().is_empty());
+    let stored = runs::find(&db, p.id, r.uuid).await.unwrap().unwrap();
+    assert_eq!(
+        stored.inputs,
+        serde_json::json!({ "lr": "0.1" })
+            .as_object()
+            .unwrap()
+            .clone()
+    );
+    assert_eq!(stored.name.as_deref(), Some("r"));
+}
 
 async fn a_status_change_writes_its_outbox_message_in_the_same_transaction(db: Db) {
     use trellis_db::outbox;
@@ -226,26 +340,26 @@ async fn logs_are_read_back_in_order_from_any_cursor(db: Db) {
 
 async fn runs_sort_by_a_metric_with_runs_without_it_last(db: Db) {
     let p = project(&db, "p").await;
-    for (i, loss) in [
-        Some(serde_json::json!(0.5)),
-        None,
-        Some(serde_json::json!(0.1)),
-        Some(serde_json::json!("n/a")),
-    ]
-    .into_iter()
-    .enumerate()
+    // A NaN latest value sorts as missing, like no value at all.
+    for (i, loss) in [Some(0.5), None, Some(0.1), Some(f64::NAN)]
+        .into_iter()
+        .enumerate()
     {
         let r = run(&db, p.id, &format!("run-{i}"), i as i64).await;
         if let Some(loss) = loss {
-            let outputs = serde_json::json!({ "loss": loss })
-                .as_object()
+            let batch = trellis_db::tracking::Batch {
+                metrics: vec![trellis_db::tracking::NewPoint {
+                    key: "loss".into(),
+                    step: 0,
+                    timestamp: 0,
+                    value: loss,
+                }],
+                ..Default::default()
+            };
+            trellis_db::tracking::log_batch(&db, r.id, &batch, t(9))
+                .await
                 .unwrap()
-                .clone();
-            assert!(
-                runs::merge_outputs(&db, r.id, &outputs, t(9))
-                    .await
-                    .unwrap()
-            );
+                .unwrap();
         }
     }
     let names = |rows: &[runs::RunRow]| {

@@ -164,7 +164,9 @@ const FIELDS: &[(&str, &[&str])] = &[
     ("params.lr", DYNAMIC),
     ("inputs.opt", DYNAMIC),
     ("in.flag", DYNAMIC),
-    ("metrics.loss", DYNAMIC),
+    ("metrics.loss", NUMBER),
+    ("metrics.acc", NUMBER),
+    ("outputs.loss", DYNAMIC),
     ("outputs.acc", DYNAMIC),
     ("params.missing", DYNAMIC),
 ];
@@ -245,6 +247,27 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
     runs::merge_outputs(db, row.id, &run.outputs, created)
         .await
         .unwrap();
+    // Numeric outputs are also tracked as metrics (two points each, the
+    // latest last), so `metrics.*` terms meet real summaries.
+    let mut metrics = std::collections::BTreeMap::new();
+    let mut batch = trellis_db::tracking::Batch::default();
+    for (key, value) in &run.outputs {
+        if let Some(value) = value.as_f64() {
+            for (step, v) in [(0, value - 1.0), (1, value)] {
+                batch.metrics.push(trellis_db::tracking::NewPoint {
+                    key: key.clone(),
+                    step,
+                    timestamp: step,
+                    value: v,
+                });
+            }
+            metrics.insert(key.clone(), value);
+        }
+    }
+    trellis_db::tracking::log_batch(db, row.id, &batch, created)
+        .await
+        .unwrap()
+        .unwrap();
     row = runs::find(db, project_id, uuid).await.unwrap().unwrap();
     RunFacts {
         uuid: row.uuid,
@@ -261,6 +284,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
         wait_time: row.timing.wait_time,
         inputs: row.inputs,
         outputs: row.outputs,
+        metrics,
     }
 }
 
