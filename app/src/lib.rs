@@ -73,6 +73,8 @@ pub fn App() -> impl IntoView {
                     <ParentRoute path=path!("/:owner/:project/runs/:uuid") view=runs::pages::RunPage ssr=SsrMode::Async>
                         <Route path=path!("") view=runs::pages::RunOverview ssr=SsrMode::Async />
                         <Route path=path!("logs") view=runs::pages::RunLogsTab ssr=SsrMode::Async />
+                        <Route path=path!("metrics") view=runs::tracking::RunMetricsTab ssr=SsrMode::Async />
+                        <Route path=path!("artifacts") view=runs::tracking::RunArtifactsTab ssr=SsrMode::Async />
                         <Route path=path!("spec") view=runs::pages::RunSpec ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>

@@ -110,3 +110,39 @@ pub async fn run_logs(
     };
     Ok(services.runs().logs(at, 0, LOG_LINES).await?)
 }
+
+/// Points per sparkline on the metrics tab.
+pub const SPARKLINE_POINTS: usize = 120;
+
+/// Every metric of a run, summarised, with a downsampled series each.
+#[server]
+pub async fn run_metrics(
+    owner: String,
+    project: String,
+    uuid: String,
+) -> Result<Vec<wire::MetricOverview>, AppError> {
+    let services = crate::error::services()?;
+    let at = trellis_services::runs::RunRef {
+        owner: &owner,
+        project: &project,
+        uuid: &uuid,
+    };
+    Ok(services.tracking().overview(at, SPARKLINE_POINTS).await?)
+}
+
+/// The artifacts directly under `path` of a run.
+#[server]
+pub async fn run_artifacts(
+    owner: String,
+    project: String,
+    uuid: String,
+    path: String,
+) -> Result<wire::ArtifactTree, AppError> {
+    let services = crate::error::services()?;
+    let at = trellis_services::runs::RunRef {
+        owner: &owner,
+        project: &project,
+        uuid: &uuid,
+    };
+    Ok(services.tracking().list_artifacts(at, &path).await?)
+}

@@ -401,6 +401,8 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
             <nav class="-mb-px flex gap-6" aria-label="Run tabs">
                 <Tab href=base.clone() label="Overview" />
                 <Tab href=format!("{base}/logs") label="Logs" />
+                <Tab href=format!("{base}/metrics") label="Metrics" />
+                <Tab href=format!("{base}/artifacts") label="Artifacts" />
                 <Tab href=format!("{base}/spec") label="Spec" />
             </nav>
         </div>

@@ -432,3 +432,10 @@ pub struct ArtifactUploaded {
     pub path: String,
     pub size: u64,
 }
+
+/// A metric's summary with a downsampled series, for the run page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricOverview {
+    pub summary: MetricSummary,
+    pub series: MetricSeries,
+}

@@ -232,6 +232,28 @@ impl Tracking<'_> {
         })
     }
 
+    /// Every metric of the run at `at` with its series downsampled to about
+    /// `points` points, for the run page.
+    pub async fn overview(
+        &self,
+        at: RunRef<'_>,
+        points: usize,
+    ) -> ServiceResult<Vec<api::MetricOverview>> {
+        let run = self.services.runs().row(at).await?;
+        let summaries = tracking::summaries(&self.services.db, &[run.id], None).await?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let series = self
+                .series_of(&run, &summary.key, Some(points), None)
+                .await?;
+            out.push(api::MetricOverview {
+                summary: summary_dto(summary),
+                series,
+            });
+        }
+        Ok(out)
+    }
+
     /// One metric of `run`, downsampled to about `points`, in `steps`.
     pub async fn series_of(
         &self,
