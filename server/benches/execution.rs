@@ -20,101 +20,10 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use trellis_db::testing::TestDb;
 
-const BIN: &str = env!("CARGO_BIN_EXE_trellis");
+mod support;
+
+use support::{Api, BIN, Proc, env_number, free_port, machine, spawn};
 const CONCURRENCY: u32 = 8;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process, killed at the end.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], env: &[(&str, String)]) -> Proc {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("RUST_LOG", "error")
-        .env_remove("DATABASE_URL")
-        .env_remove("AMQP_URL")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    Proc(command.spawn().unwrap())
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn wait_healthy(base: String) -> Self {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .map(|r| !r.status().is_success())
-            .unwrap_or(true)
-        {
-            assert!(Instant::now() < deadline, "the server never became healthy");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { http, base }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
 
 fn job_spec(command: &[&str]) -> String {
     let command = serde_json::to_string(command).unwrap();
@@ -355,22 +264,6 @@ async fn log_latency(seconds: usize) -> Latency {
         p99_ms: at(0.99),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
     }
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_default();
-    format!("{cpus} CPUs, {model}")
 }
 
 fn main() {
