@@ -10,9 +10,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;

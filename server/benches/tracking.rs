@@ -32,13 +32,19 @@ const SEARCHES: usize = 20;
 
 fn venv() -> PathBuf {
     std::env::var_os("TRELLIS_MLFLOW_VENV").map_or_else(
-        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/trellis/mlflow-venv"),
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/trellis/mlflow-venv")
+        },
         PathBuf::from,
     )
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// A server under test and what keeps it alive.
@@ -53,30 +59,60 @@ struct Target {
 async fn trellis(name: &str, postgres: bool) -> Target {
     let data = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let db = if postgres { Some(TestDb::postgres().await) } else { None };
+    let db = if postgres {
+        Some(TestDb::postgres().await)
+    } else {
+        None
+    };
     let mut env = Vec::new();
     if let Some(db) = &db {
         env.push(("DATABASE_URL", db.url.clone()));
     }
     let process = spawn(
-        &["server", "--port", &port, "--executor", "none", "--data-dir", data.path().to_str().unwrap()],
+        &[
+            "server",
+            "--port",
+            &port,
+            "--executor",
+            "none",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
         &env,
     );
     let api = Api::wait_healthy(format!("http://127.0.0.1:{port}")).await;
-    Target { name: name.to_owned(), api, _process: process, _data: data, _db: db }
+    Target {
+        name: name.to_owned(),
+        api,
+        _process: process,
+        _data: data,
+        _db: db,
+    }
 }
 
 async fn mlflow(name: &str, postgres: bool) -> Target {
     let data = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let db = if postgres { Some(TestDb::postgres().await) } else { None };
+    let db = if postgres {
+        Some(TestDb::postgres().await)
+    } else {
+        None
+    };
     let store = match &db {
         Some(db) => db.url.replacen("postgres://", "postgresql://", 1),
         None => format!("sqlite:///{}", data.path().join("mlflow.db").display()),
     };
     let artifacts = data.path().join("artifacts");
     let child = Command::new(venv().join("bin/mlflow"))
-        .args(["server", "--host", "127.0.0.1", "--port", &port, "--backend-store-uri", &store])
+        .args([
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--backend-store-uri",
+            &store,
+        ])
         .arg("--artifacts-destination")
         .arg(&artifacts)
         .stdout(Stdio::null())
@@ -85,7 +121,13 @@ async fn mlflow(name: &str, postgres: bool) -> Target {
         .expect("start `mlflow server` from the mlflow virtualenv (run scripts/dev setup)");
     let process = Proc(child);
     let api = Api::wait_healthy_at(format!("http://127.0.0.1:{port}"), "/health").await;
-    Target { name: name.to_owned(), api, _process: process, _data: data, _db: db }
+    Target {
+        name: name.to_owned(),
+        api,
+        _process: process,
+        _data: data,
+        _db: db,
+    }
 }
 
 impl Api {
@@ -105,15 +147,23 @@ impl Api {
     }
 
     async fn experiment(&self, name: &str) -> String {
-        let (_, created) = self.mlflow("experiments/create", json!({ "name": name })).await;
+        let (_, created) = self
+            .mlflow("experiments/create", json!({ "name": name }))
+            .await;
         created["experiment_id"].as_str().unwrap().to_owned()
     }
 
     async fn run(&self, experiment: &str) -> String {
         let (_, created) = self
-            .mlflow("runs/create", json!({ "experiment_id": experiment, "start_time": now_ms() }))
+            .mlflow(
+                "runs/create",
+                json!({ "experiment_id": experiment, "start_time": now_ms() }),
+            )
             .await;
-        created["run"]["info"]["run_id"].as_str().unwrap().to_owned()
+        created["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -133,7 +183,10 @@ async fn ingest(api: &Api, batches: usize) -> Ingest {
     let started = Instant::now();
     let mut clients = Vec::new();
     for run in runs {
-        let api = Api { http: api.http.clone(), base: api.base.clone() };
+        let api = Api {
+            http: api.http.clone(),
+            base: api.base.clone(),
+        };
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(batches);
             for batch in 0..batches {
@@ -178,7 +231,10 @@ async fn search(api: &Api, runs: usize) -> Search {
     let started = Instant::now();
     let mut seeders = Vec::new();
     for client in 0..CLIENTS {
-        let api = Api { http: api.http.clone(), base: api.base.clone() };
+        let api = Api {
+            http: api.http.clone(),
+            base: api.base.clone(),
+        };
         let experiment = experiment.clone();
         seeders.push(tokio::spawn(async move {
             for i in (client..runs).step_by(CLIENTS) {
@@ -204,7 +260,11 @@ async fn search(api: &Api, runs: usize) -> Search {
                 json!({ "experiment_ids": [experiment], "filter": "metrics.m3 > 0.5 and params.model = 'cnn'", "order_by": ["metrics.m7 DESC"], "max_results": 100 }),
             )
             .await;
-        assert_eq!(body["runs"].as_array().map(Vec::len), Some(100), "the filtered search found too few runs");
+        assert_eq!(
+            body["runs"].as_array().map(Vec::len),
+            Some(100),
+            "the filtered search found too few runs"
+        );
         filtered.push(ms);
         let mut token: Option<String> = None;
         let mut found = 0;
@@ -216,7 +276,10 @@ async fn search(api: &Api, runs: usize) -> Search {
             }
             let (_, body) = api.mlflow("runs/search", request).await;
             found += body["runs"].as_array().map_or(0, Vec::len);
-            token = body["next_page_token"].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+            token = body["next_page_token"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
             if token.is_none() {
                 break;
             }
@@ -237,7 +300,10 @@ async fn search(api: &Api, runs: usize) -> Search {
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let batches = env_number("TRELLIS_BENCH_BATCHES", 10);
     let runs = env_number("TRELLIS_BENCH_SEARCH_RUNS", 2000);
     let mlflow_version = Command::new(venv().join("bin/python"))

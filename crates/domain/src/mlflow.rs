@@ -523,31 +523,10 @@ impl MlflowStatus {
 
     /// The Trellis statuses MLflow shows as this one, for searches.
     pub fn statuses(self) -> Vec<RunStatus> {
-        use RunStatus::*;
-        [
-            Created,
-            Resuming,
-            OnSchedule,
-            Compiled,
-            Queued,
-            Scheduled,
-            Starting,
-            Running,
-            Processing,
-            Stopping,
-            Failed,
-            Stopped,
-            Succeeded,
-            Skipped,
-            Warning,
-            Unschedulable,
-            UpstreamFailed,
-            Retrying,
-            Unknown,
-        ]
-        .into_iter()
-        .filter(|s| MlflowStatus::of(*s) == self)
-        .collect()
+        RunStatus::ALL
+            .into_iter()
+            .filter(|s| MlflowStatus::of(*s) == self)
+            .collect()
     }
 }
 

@@ -19,7 +19,6 @@ use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::mlflow::{self as search, MlflowStatus};
 use trellis_domain::name::{DEFAULT_OWNER, Name, check_run_name};
 use trellis_domain::tracking::MAX_ENTITIES_PER_BATCH;
-use trellis_events::Event;
 use uuid::Uuid;
 
 use crate::artifacts::ArtifactEntry;
@@ -575,14 +574,7 @@ impl Mlflow<'_> {
                 },
             )
             .await?;
-        self.services
-            .events
-            .publish(Event::Status {
-                run: row.uuid,
-                project_id: row.project_id,
-                status: row.status,
-            })
-            .await;
+        self.services.runs().announce(&row).await;
         let row = self.run_row(&row.uuid.simple().to_string()).await?;
         self.run_dto(row).await
     }

@@ -318,6 +318,12 @@ impl Runs<'_> {
         };
         let row = runs::insert(&self.services.db, &new).await?;
         tracing::info!(run.id = %row.uuid, project.name = %project.name, "created run {}", row.uuid);
+        self.announce(&row).await;
+        Ok(to_dto(row))
+    }
+
+    /// Announces a new run's first status to live streams and the scheduler.
+    pub(crate) async fn announce(&self, row: &RunRow) {
         self.services
             .events
             .publish(Event::Status {
@@ -326,7 +332,6 @@ impl Runs<'_> {
                 status: row.status,
             })
             .await;
-        Ok(to_dto(row))
     }
 
     /// The run at `at`.

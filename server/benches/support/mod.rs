@@ -124,7 +124,6 @@ pub fn machine() -> String {
     format!("{cpus} CPUs, {model}")
 }
 
-
 /// The `q`-quantile of sorted `values`.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -494,16 +494,7 @@ async fn a_job_logs_through_mlflow_into_its_own_run() {
         ),
     )
     .unwrap();
-    let (server, finished) = tokio::task::spawn_blocking(move || {
-        super::cli::json(&server, &["projects", "create", "exec"]);
-        let finished = super::cli::json(
-            &server,
-            &["run", "-f", spec.to_str().unwrap(), "-p", "exec", "--watch"],
-        );
-        (server, finished)
-    })
-    .await
-    .unwrap();
+    let (server, finished) = run_job(server, spec).await;
     assert_eq!(finished["status"], "succeeded", "{finished}");
     let uuid = finished["uuid"].as_str().unwrap();
     let run = super::execution::wait_for_status(&server, uuid, "succeeded").await;
@@ -588,16 +579,7 @@ async fn a_job_logs_with_the_python_helper() {
         ),
     )
     .unwrap();
-    let (server, finished) = tokio::task::spawn_blocking(move || {
-        super::cli::json(&server, &["projects", "create", "exec"]);
-        let finished = super::cli::json(
-            &server,
-            &["run", "-f", spec.to_str().unwrap(), "-p", "exec", "--watch"],
-        );
-        (server, finished)
-    })
-    .await
-    .unwrap();
+    let (server, finished) = run_job(server, spec).await;
     let uuid = finished["uuid"].as_str().unwrap();
     assert_eq!(finished["status"], "succeeded", "{finished}");
     let (_, run) = server
@@ -626,4 +608,17 @@ async fn a_job_logs_with_the_python_helper() {
         .await
         .unwrap();
     assert_eq!(tree["files"][0]["size"], 7000);
+}
+
+/// Creates the project `exec` and runs `spec` in it with `trellis run
+/// --watch`; the server back, and the finished run.
+async fn run_job(server: Server, spec: PathBuf) -> (Server, Value) {
+    tokio::task::spawn_blocking(move || {
+        super::cli::json(&server, &["projects", "create", "exec"]);
+        let spec = spec.to_str().unwrap();
+        let finished = super::cli::json(&server, &["run", "-f", spec, "-p", "exec", "--watch"]);
+        (server, finished)
+    })
+    .await
+    .unwrap()
 }
