@@ -99,7 +99,7 @@ async fn mlflow(name: &str, postgres: bool) -> Target {
         None
     };
     let store = match &db {
-        Some(db) => db.url.replacen("postgres://", "postgresql://", 1),
+        Some(db) => db.url.replacen("postgres://", "postgresql+psycopg2://", 1),
         None => format!("sqlite:///{}", data.path().join("mlflow.db").display()),
     };
     let artifacts = data.path().join("artifacts");
