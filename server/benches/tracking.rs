@@ -93,15 +93,32 @@ async fn trellis(name: &str, postgres: bool) -> Target {
 async fn mlflow(name: &str, postgres: bool) -> Target {
     let data = tempfile::tempdir().unwrap();
     let port = free_port().to_string();
-    let db = if postgres {
-        Some(TestDb::postgres().await)
+    // MLflow needs an empty database (its `runs` table would meet
+    // Trellis's), so it gets its own, made with psql.
+    let store = if postgres {
+        let admin = trellis_db::testing::postgres_admin_url();
+        let name = format!("mlflow_bench_{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name}"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            let status = Command::new("psql")
+                .args([admin.as_str(), "-q", "-c", &sql])
+                .status()
+                .unwrap();
+            assert!(status.success(), "psql {sql}");
+        }
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        format!(
+            "{}/{name}",
+            base.replacen("postgres://", "postgresql+psycopg2://", 1)
+        )
     } else {
-        None
+        format!("sqlite:///{}", data.path().join("mlflow.db").display())
     };
-    let store = match &db {
-        Some(db) => db.url.replacen("postgres://", "postgresql+psycopg2://", 1),
-        None => format!("sqlite:///{}", data.path().join("mlflow.db").display()),
-    };
+    let db = None;
     let artifacts = data.path().join("artifacts");
     let child = Command::new(venv().join("bin/mlflow"))
         .args([

@@ -174,9 +174,9 @@ impl Compiler {
     fn order(&mut self, key: &OrderKey) -> String {
         let value = self.text_value(&key.entity);
         let direction = if key.ascending { "ASC" } else { "DESC" };
-        // Missing values last in both directions, as MLflow orders them.
-        let again = self.text_value(&key.entity);
-        format!("({again} IS NULL) ASC, {value} {direction}")
+        // Missing values last in both directions, as MLflow orders them
+        // (both databases take NULLS LAST; one evaluation per row).
+        format!("{value} {direction} NULLS LAST")
     }
 }
 

@@ -269,19 +269,16 @@ pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRo
 /// values last in both directions on both databases (their defaults
 /// differ), then the id as a tie-breaker so pages never overlap.
 fn order_by(sort: &RunSort, backend: crate::Backend, first: usize) -> pql::Filter {
-    let mut parts = Vec::with_capacity(sort.0.len() * 2 + 1);
+    let mut parts = Vec::with_capacity(sort.0.len() + 1);
     let mut binds = Vec::new();
     let mut last_descending = true;
     for key in &sort.0 {
-        // A param's expression is used twice (null test, order); both need
-        // their own placeholders.
-        let null_test = pql::sort_expression(&key.field, backend, first + binds.len());
-        binds.extend(null_test.binds);
         let value = pql::sort_expression(&key.field, backend, first + binds.len());
         binds.extend(value.binds);
         let direction = if key.descending { "DESC" } else { "ASC" };
-        parts.push(format!("({} IS NULL) ASC", null_test.sql));
-        parts.push(format!("{} {direction}", value.sql));
+        // Both databases take NULLS LAST (their defaults differ), and the
+        // value is computed once per row (a metric is a subquery).
+        parts.push(format!("{} {direction} NULLS LAST", value.sql));
         last_descending = key.descending;
     }
     parts.push(format!(

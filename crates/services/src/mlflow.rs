@@ -560,7 +560,11 @@ impl Mlflow<'_> {
                 inputs: &inputs,
                 original: None,
                 status: RunStatus::Running,
-                now: self.services.now(),
+                // The client's start time, as MLflow records it.
+                now: input
+                    .start_time
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .unwrap_or_else(|| self.services.now()),
             },
         )
         .await?;

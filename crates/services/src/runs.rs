@@ -370,6 +370,13 @@ impl Runs<'_> {
         let row = self.load(at).await?;
         runs::delete(&self.services.db, row.id).await?;
         tracing::info!(run.id = %row.uuid, "deleted run {}", row.uuid);
+        // Its artifacts go with it; the run is already gone, so a failure
+        // here is logged rather than reported.
+        if let Some(store) = &self.services.artifacts
+            && let Err(error) = store.delete(row.uuid, None).await
+        {
+            tracing::warn!(run.id = %row.uuid, error = ?error, "could not delete the artifacts of run {}: {error}", row.uuid);
+        }
         Ok(())
     }
 

@@ -337,6 +337,19 @@ async fn artifacts_stream_in_and_out_and_stay_inside_the_run(db: Db) {
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let root = app.get(&format!("{base}/tree")).await;
     assert_eq!(root.body["files"].as_array().unwrap().len(), 1);
+
+    // Deleting the run deletes its artifacts.
+    let run_dir = dir.path().join(uuid.replace('-', ""));
+    assert!(run_dir.exists());
+    let reply = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/default/arts/runs/{uuid}"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(!run_dir.exists(), "the run's artifacts outlived it");
 }
 
 test_on_both_databases!(

@@ -56,6 +56,8 @@ deleted = client.search_experiments(view_type=ViewType.DELETED_ONLY)
 assert other_id in [e.experiment_id for e in deleted]
 client.restore_experiment(other_id)
 assert client.get_experiment(other_id).lifecycle_stage == "active"
+imported = client.create_run(other_id, start_time=1_600_000_000_000, run_name="imported")
+assert client.get_run(imported.info.run_id).info.start_time == 1_600_000_000_000
 assert client.get_experiment("0").name == "Default"
 
 # The fluent API: params, metrics, tags, nested runs, artifacts.
