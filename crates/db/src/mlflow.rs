@@ -60,11 +60,7 @@ impl Compiler {
     }
 
     fn metric_value(&mut self, key: &str) -> String {
-        let key = self.bind(Bind::Text(key.to_owned()));
-        format!(
-            "(SELECT s.last_value FROM run_metric_summaries s
-              WHERE s.run_id = r.id AND s.key = {key} AND NOT s.last_is_nan)"
-        )
+        crate::pql::latest_metric(&self.bind(Bind::Text(key.to_owned())))
     }
 
     fn clause(&mut self, clause: &Clause) -> String {

@@ -156,11 +156,7 @@ impl Compiler {
     /// The latest value of metric `key` of run `r`; NULL when never logged
     /// or NaN.
     fn metric_value(&mut self, key: &str) -> String {
-        let key = self.bind(Bind::Text(key.to_owned()));
-        format!(
-            "(SELECT s.last_value FROM run_metric_summaries s
-              WHERE s.run_id = r.id AND s.key = {key} AND NOT s.last_is_nan)"
-        )
+        latest_metric(&self.bind(Bind::Text(key.to_owned())))
     }
 
     /// The SQL value a term compares: a column, or a metric's latest value.
@@ -332,6 +328,16 @@ impl Compiler {
             Backend::Postgres => format!("({lhs} ILIKE {pattern} ESCAPE '\\')"),
         }
     }
+}
+
+/// The latest value of the metric whose key is bound at `key` (a
+/// placeholder) of run `r`; NULL when never logged or NaN. Shared with
+/// [`crate::mlflow`].
+pub(crate) fn latest_metric(key: &str) -> String {
+    format!(
+        "(SELECT s.last_value FROM run_metric_summaries s
+          WHERE s.run_id = r.id AND s.key = {key} AND NOT s.last_is_nan)"
+    )
 }
 
 /// The stored text of a status, kind or text value.
