@@ -255,18 +255,38 @@ async fn get_experiment_by_name(
     Ok(Json(json!({ "experiment": experiment })))
 }
 
-fn page(key: &str, items: impl serde::Serialize, next: Option<String>) -> Json<Value> {
-    let mut body = json!({ key: items });
-    if let Some(next) = next {
-        body["next_page_token"] = json!(next);
+/// `{"<key>": [...], "next_page_token": "..."}`, serialized once, straight
+/// from the items (a page can hold thousands of runs).
+struct Page<T> {
+    key: &'static str,
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+impl<T: serde::Serialize> serde::Serialize for Page<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry(self.key, &self.items)?;
+        if let Some(next) = &self.next {
+            map.serialize_entry("next_page_token", next)?;
+        }
+        map.end()
     }
-    Json(body)
+}
+
+fn page<T: serde::Serialize>(
+    key: &'static str,
+    items: Vec<T>,
+    next: Option<String>,
+) -> Json<Page<T>> {
+    Json(Page { key, items, next })
 }
 
 async fn search_experiments(
     State(s): State<AppState>,
     MlJson(input): MlJson<ml::SearchExperiments>,
-) -> MlResult<Json<Value>> {
+) -> MlResult<Json<Page<ml::Experiment>>> {
     let (experiments, next) = s.services.mlflow().search_experiments(input).await?;
     Ok(page("experiments", experiments, next))
 }
@@ -282,7 +302,7 @@ struct SearchExperimentsQuery {
 async fn search_experiments_get(
     State(s): State<AppState>,
     MlQuery(q): MlQuery<SearchExperimentsQuery>,
-) -> MlResult<Json<Value>> {
+) -> MlResult<Json<Page<ml::Experiment>>> {
     let input = ml::SearchExperiments {
         max_results: int_param(q.max_results.as_deref(), "max_results")?,
         page_token: q.page_token,
@@ -401,7 +421,7 @@ async fn restore_run(
 async fn search_runs(
     State(s): State<AppState>,
     MlJson(input): MlJson<ml::SearchRuns>,
-) -> MlResult<Json<Value>> {
+) -> MlResult<Json<Page<ml::Run>>> {
     let (runs, next) = s.services.mlflow().search_runs(input).await?;
     Ok(page("runs", runs, next))
 }
@@ -457,7 +477,7 @@ async fn log_inputs(
 async fn metric_history(
     State(s): State<AppState>,
     MlQuery(q): MlQuery<RunQuery>,
-) -> MlResult<Json<Value>> {
+) -> MlResult<Json<Page<ml::Metric>>> {
     let max_results = int_param(q.max_results.as_deref(), "max_results")?;
     let key = q.metric_key.as_deref().ok_or_else(|| {
         MlflowError::invalid("Missing value for required parameter 'metric_key'.")

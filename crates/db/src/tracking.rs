@@ -328,6 +328,75 @@ pub async fn summaries(db: &Db, run_ids: &[i64], key: Option<&str>) -> DbResult<
         .collect())
 }
 
+/// The latest point of one metric of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    pub key: String,
+    pub value: StoredValue,
+    pub step: i64,
+    pub timestamp: i64,
+}
+
+/// The latest point of every metric of runs `run_ids`, per run (runs
+/// without metrics are absent). One row per run: the database aggregates
+/// each run's metrics into a JSON array, which costs far less than one
+/// decoded row per metric when a page holds hundreds of runs.
+pub async fn latest(db: &Db, run_ids: &[i64]) -> DbResult<Vec<(i64, Vec<Latest>)>> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let aggregate = match db.backend() {
+        crate::Backend::Sqlite => {
+            // 17 significant digits round-trip every double; SQLite's JSON
+            // would print 15 (and overflow at the clipped ±f64::MAX).
+            "json_group_array(json_array(key, printf('%!.17g', last_value), last_is_nan, last_step, last_timestamp))"
+        }
+        crate::Backend::Postgres => {
+            // float8 as text is the shortest exact form (PostgreSQL 12+).
+            "json_agg(json_build_array(key, last_value::text, last_is_nan, last_step, last_timestamp) ORDER BY key)::text"
+        }
+    };
+    let sql = format!(
+        "SELECT run_id, {aggregate} FROM run_metric_summaries WHERE run_id IN ({}) GROUP BY run_id",
+        crate::runs::bind_list(run_ids.len(), 1)
+    );
+    let rows: Vec<(i64, String)> = with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in run_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(pool).await?
+    });
+    rows.into_iter()
+        .map(|(run_id, json)| {
+            // [key, value, is_nan (0/1 on SQLite, a boolean on PostgreSQL), step, timestamp]
+            let corrupt = |message: String| crate::DbError::Corrupt {
+                column: "run_metric_summaries",
+                message,
+            };
+            let items: Vec<(String, String, serde_json::Value, i64, i64)> =
+                serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?;
+            let mut latest = Vec::with_capacity(items.len());
+            for (key, value, is_nan, step, timestamp) in items {
+                let value: f64 = value
+                    .parse()
+                    .map_err(|_| corrupt(format!("`{value}` is not a number")))?;
+                latest.push(Latest {
+                    key,
+                    value: StoredValue {
+                        value,
+                        is_nan: is_nan.as_bool().unwrap_or(is_nan.as_i64() == Some(1)),
+                    },
+                    step,
+                    timestamp,
+                });
+            }
+            latest.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok((run_id, latest))
+        })
+        .collect()
+}
+
 /// A stored point and its id (the cursor of paged reads).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoredPoint {

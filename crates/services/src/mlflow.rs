@@ -477,13 +477,14 @@ impl Mlflow<'_> {
     async fn run_dtos(&self, rows: Vec<RunRow>) -> ServiceResult<Vec<ml::Run>> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut summaries: BTreeMap<i64, Vec<ml::Metric>> = BTreeMap::new();
-        for s in tracking::summaries(&self.services.db, &ids, None).await? {
-            summaries.entry(s.run_id).or_default().push(ml::Metric {
-                key: s.key,
-                value: ml::double_json(s.last.read()),
-                timestamp: s.last_timestamp,
-                step: s.last_step,
+        for (run_id, latest) in tracking::latest(&self.services.db, &ids).await? {
+            let metrics = latest.into_iter().map(|m| ml::Metric {
+                key: m.key,
+                value: ml::double_json(m.value.read()),
+                timestamp: m.timestamp,
+                step: m.step,
             });
+            summaries.insert(run_id, metrics.collect());
         }
         let mut tags: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
         for (run_id, key, value) in tracking::tags(&self.services.db, &ids).await? {

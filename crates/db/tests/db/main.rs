@@ -129,6 +129,41 @@ async fn metric_summaries_merge_across_batches(db: Db) {
     let series = tracking::series(&db, r.id, "acc", None).await.unwrap();
     assert!(series[0].is_nan && series[0].point.value.is_nan());
     assert_eq!(series.len(), 3);
+    // The aggregated read gives the same latest points, exactly.
+    log(vec![point("third", 0, 0, 1.0 / 3.0)]).await;
+    let latest = tracking::latest(&db, &[r.id]).await.unwrap();
+    assert_eq!(latest.len(), 1);
+    let by_key = |key: &str| latest[0].1.iter().find(|l| l.key == key).unwrap().clone();
+    assert_eq!(by_key("third").value.value, 1.0 / 3.0, "precision lost");
+    assert_eq!(by_key("acc").value.value, f64::MAX);
+    assert_eq!(
+        (
+            by_key("loss").value.value,
+            by_key("loss").step,
+            by_key("loss").timestamp
+        ),
+        (0.4, 5, 60)
+    );
+    log(vec![point("nan_last", 0, 0, f64::NAN)]).await;
+    let latest = tracking::latest(&db, &[r.id]).await.unwrap();
+    assert!(
+        latest[0]
+            .1
+            .iter()
+            .find(|l| l.key == "nan_last")
+            .unwrap()
+            .value
+            .is_nan
+    );
+    assert!(
+        !latest[0]
+            .1
+            .iter()
+            .find(|l| l.key == "third")
+            .unwrap()
+            .value
+            .is_nan
+    );
     let window = tracking::series(&db, r.id, "loss", Some((3, 5)))
         .await
         .unwrap();
