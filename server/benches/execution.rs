@@ -10,8 +10,6 @@
 
 #![allow(clippy::unwrap_used, reason = "a benchmark fails loudly")]
 
-use std::path::Path;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
@@ -21,7 +19,7 @@ use trellis_db::testing::TestDb;
 
 mod support;
 
-use support::{Api, BIN, Proc, env_number, free_port, machine, spawn};
+use support::{Api, Proc, env_number, free_port, machine, spawn};
 const CONCURRENCY: u32 = 8;
 
 fn job_spec(command: &[&str]) -> String {
@@ -266,16 +264,9 @@ async fn log_latency(seconds: usize) -> Latency {
 }
 
 fn main() {
-    // reqwest is built without a default TLS provider (the CLI installs
-    // ring the same way).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let runs = env_number("TRELLIS_BENCH_RUNS", 1000);
     let log_seconds = env_number("TRELLIS_BENCH_LOG_SECONDS", 5);
-    let _ = Path::new(BIN);
     println!("machine: {}", machine());
     runtime.block_on(async {
         println!();

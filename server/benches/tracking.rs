@@ -316,11 +316,7 @@ async fn search(api: &Api, runs: usize) -> Search {
 }
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime();
     let batches = env_number("TRELLIS_BENCH_BATCHES", 10);
     let runs = env_number("TRELLIS_BENCH_SEARCH_RUNS", 2000);
     let mlflow_version = Command::new(venv().join("bin/python"))

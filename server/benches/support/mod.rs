@@ -132,3 +132,13 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
+
+/// The benchmarks' runtime, with the TLS provider reqwest needs installed
+/// (it is built without a default one; the CLI installs ring the same way).
+pub fn runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}

@@ -514,14 +514,7 @@ async fn a_job_logs_through_mlflow_into_its_own_run() {
     assert_eq!(run["inputs"]["lr"], "0.1");
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let (_, metrics) = server
-            .request(
-                "GET",
-                &format!("/api/v1/default/exec/runs/{uuid}/metrics"),
-                None,
-            )
-            .await
-            .unwrap();
+        let metrics = exec_metrics(&server, uuid).await;
         let keys: Vec<String> = metrics["metrics"]
             .as_array()
             .unwrap()
@@ -602,14 +595,7 @@ async fn a_job_logs_with_the_python_helper() {
     assert_eq!(run["inputs"], json!({ "lr": 0.01, "optimizer": "adam" }));
     assert_eq!(run["outputs"], json!({ "best": 0.5 }));
     assert_eq!(run["tags"], json!(["sdk"]));
-    let (_, metrics) = server
-        .request(
-            "GET",
-            &format!("/api/v1/default/exec/runs/{uuid}/metrics"),
-            None,
-        )
-        .await
-        .unwrap();
+    let metrics = exec_metrics(&server, uuid).await;
     assert_eq!(metrics["metrics"][0]["key"], "loss");
     assert_eq!(metrics["metrics"][0]["count"], 2500);
     let (_, tree) = server
@@ -634,4 +620,12 @@ async fn run_job(server: Server, spec: PathBuf) -> (Server, Value) {
     })
     .await
     .unwrap()
+}
+
+/// The metric summaries of run `uuid` of the project `exec`.
+async fn exec_metrics(server: &Server, uuid: &str) -> Value {
+    let path = format!("/api/v1/default/exec/runs/{uuid}/metrics");
+    let (status, metrics) = server.request("GET", &path, None).await.unwrap();
+    assert_eq!(status, 200, "{metrics}");
+    metrics
 }
