@@ -27,6 +27,7 @@ pub mod pql;
 pub mod projects;
 pub mod queues;
 pub mod runs;
+pub mod series;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tracking;

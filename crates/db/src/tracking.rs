@@ -1,5 +1,5 @@
-//! What runs track: metric points and their summaries (`run_metrics`,
-//! `run_metric_summaries`), params (the run's `inputs`), key-value tags
+//! What runs track: metric points, their summaries and buckets (`run_metrics`,
+//! `run_metric_summaries`, `run_metric_buckets`), params (the run's `inputs`), key-value tags
 //! (`run_tags`), outputs, and soft deletion.
 //!
 //! A batch is one transaction: its points, the summaries they move, its
@@ -61,6 +61,9 @@ pub struct Summary {
 
 /// Rows per INSERT: 6 binds each stays far below SQLite's 32,766 limit.
 const ROWS_PER_INSERT: usize = 1000;
+
+/// Buckets per upsert: 11 binds each.
+const BUCKETS_PER_UPSERT: usize = 1000;
 
 /// A param value as text, the way MLflow compares and shows it.
 pub fn param_text(value: &serde_json::Value) -> String {
@@ -214,6 +217,30 @@ pub async fn log_batch(
                     .bind(s.min)
                     .bind(s.max)
                     .bind(s.count);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let buckets = crate::series::batch_buckets(&batch.metrics);
+        for chunk in buckets.chunks(BUCKETS_PER_UPSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("({})", crate::runs::bind_list(11, 1 + i * 11)))
+                .collect();
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(crate::series::upsert_sql(
+                &rows.join(", "),
+            )));
+            for (key, level, b) in chunk {
+                query = query
+                    .bind(run_id)
+                    .bind(*key)
+                    .bind(i16::from(*level))
+                    .bind(b.bucket)
+                    .bind(b.count)
+                    .bind(b.min.map(|e| e.value))
+                    .bind(b.min.map(|e| e.step))
+                    .bind(b.min.map(|e| e.timestamp))
+                    .bind(b.max.map(|e| e.value))
+                    .bind(b.max.map(|e| e.step))
+                    .bind(b.max.map(|e| e.timestamp));
             }
             query.execute(&mut *tx).await?;
         }

@@ -26,5 +26,6 @@ pub mod name;
 pub mod pql;
 pub mod run;
 pub mod scheduling;
+pub mod series;
 pub mod spec;
 pub mod tracking;

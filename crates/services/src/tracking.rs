@@ -8,6 +8,7 @@ use trellis_api_types as api;
 use trellis_db::runs::RunRow;
 use trellis_db::tracking::{self, Batch, NewPoint};
 use trellis_domain::name::normalize_tags;
+use trellis_domain::series::{self, Segment};
 use trellis_domain::tracking::{
     self as rules, ArtifactPath, MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH,
     MAX_SERIES_POINTS, SYSTEM_METRIC_PREFIX, TrackingError,
@@ -277,14 +278,41 @@ impl Tracking<'_> {
                 format!("min_step ({low}) is above max_step ({high})"),
             ));
         }
-        let stored = tracking::series(&self.services.db, run.id, key, steps).await?;
-        let all: Vec<rules::Point> = stored.iter().map(|p| p.point).collect();
+        let db = &self.services.db;
+        let range = match steps {
+            Some(range) => Some(range),
+            None => trellis_db::series::step_range(db, run.id, key).await?,
+        };
+        // Read the range as planned: raw points where it is short, buckets
+        // (min and max with their steps) where it is long; the segments
+        // tile it, so its extremes are in what is read.
+        let mut all: Vec<rules::Point> = Vec::new();
+        let mut total = 0_u64;
+        let mut reduced_already = false;
+        for segment in range.map_or_else(Vec::new, |(low, high)| series::plan(low, high, target)) {
+            match segment {
+                Segment::Raw { from, to } => {
+                    let raw = trellis_db::series::raw(db, run.id, key, from, to).await?;
+                    total += raw.len() as u64;
+                    all.extend(raw.iter().map(|p| p.point));
+                }
+                Segment::Buckets { level, from, to } => {
+                    let buckets =
+                        trellis_db::series::buckets(db, run.id, key, level, from, to).await?;
+                    reduced_already |= !buckets.is_empty();
+                    for bucket in buckets {
+                        total += u64::try_from(bucket.count).unwrap_or(0);
+                        all.extend(bucket.points());
+                    }
+                }
+            }
+        }
         let reduced = rules::downsample(&all, target);
         Ok(api::MetricSeries {
             run: run.uuid,
             key: key.to_owned(),
-            total: all.len() as u64,
-            downsampled: reduced.len() < all.len(),
+            total,
+            downsampled: reduced_already || reduced.len() < all.len(),
             points: reduced
                 .into_iter()
                 .map(|p| api::SeriesPoint {

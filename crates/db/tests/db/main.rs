@@ -73,6 +73,7 @@ test_on_both_databases!(
     heartbeats_touch_only_active_runs,
     metric_summaries_merge_across_batches,
     a_param_conflict_writes_nothing_of_its_batch,
+    metric_buckets_match_their_points_across_batches,
 );
 
 fn point(key: &str, step: i64, timestamp: i64, value: f64) -> trellis_db::tracking::NewPoint {
@@ -82,6 +83,84 @@ fn point(key: &str, step: i64, timestamp: i64, value: f64) -> trellis_db::tracki
         timestamp,
         value,
     }
+}
+
+/// Buckets written batch by batch equal buckets computed from all the
+/// points at once: counts (NaN included), and min and max with their step
+/// (NaN ignored, ties to the earliest step), at every level.
+async fn metric_buckets_match_their_points_across_batches(db: Db) {
+    use trellis_db::series;
+    use trellis_db::tracking::{self, Batch};
+    let p = project(&db, "p").await;
+    let r = run(&db, p.id, "r", 0).await;
+    // A deterministic, bumpy series over negative and positive steps,
+    // logged in shuffled batches; a NaN and a repeated extreme.
+    let mut points: Vec<_> = (-300_i64..5000)
+        .map(|step| {
+            let value = match step {
+                17 => f64::NAN,
+                4000 | 4001 => 99.0,
+                _ => ((step * 7919) % 1000) as f64 / 10.0,
+            };
+            point("loss", step, 1_000 + step, value)
+        })
+        .collect();
+    points.reverse();
+    let (a, rest) = points.split_at(1700);
+    let mut shuffled: Vec<_> = rest.iter().step_by(2).cloned().collect();
+    shuffled.extend(rest.iter().skip(1).step_by(2).cloned());
+    for chunk in [a.to_vec(), shuffled].concat().chunks(1000) {
+        let batch = Batch {
+            metrics: chunk.to_vec(),
+            ..Batch::default()
+        };
+        tracking::log_batch(&db, r.id, &batch, t(1))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for level in 1..=4_u8 {
+        let stored = series::buckets(&db, r.id, "loss", level, i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let mut expected = std::collections::BTreeMap::<i64, Vec<&tracking::NewPoint>>::new();
+        for p in &points {
+            expected
+                .entry(trellis_domain::series::bucket_of(p.step, level))
+                .or_default()
+                .push(p);
+        }
+        assert_eq!(stored.len(), expected.len(), "level {level}");
+        for (bucket, (number, members)) in stored.iter().zip(&expected) {
+            assert_eq!(bucket.bucket, *number);
+            assert_eq!(bucket.count, members.len() as i64);
+            let finite: Vec<_> = members.iter().filter(|p| !p.value.is_nan()).collect();
+            let lo = finite
+                .iter()
+                .min_by(|x, y| x.value.total_cmp(&y.value).then(x.step.cmp(&y.step)))
+                .unwrap();
+            let hi = finite
+                .iter()
+                .max_by(|x, y| x.value.total_cmp(&y.value).then(y.step.cmp(&x.step)))
+                .unwrap();
+            let min = bucket.min.unwrap();
+            let max = bucket.max.unwrap();
+            assert_eq!(
+                (min.value, min.step, min.timestamp),
+                (lo.value, lo.step, lo.timestamp)
+            );
+            assert_eq!(
+                (max.value, max.step),
+                (hi.value, hi.step),
+                "level {level} bucket {number}"
+            );
+        }
+    }
+    assert_eq!(
+        series::step_range(&db, r.id, "loss").await.unwrap(),
+        Some((-300, 4999))
+    );
+    assert_eq!(series::step_range(&db, r.id, "none").await.unwrap(), None);
 }
 
 async fn metric_summaries_merge_across_batches(db: Db) {
