@@ -69,7 +69,8 @@ pub fn App() -> impl IntoView {
             <ui::Layout>
                 <Routes fallback=ui::NotFoundPage>
                     <Route path=path!("/") view=projects::pages::ProjectsPage ssr=SsrMode::Async />
-                    <Route path=path!("/:owner/:project") view=runs::pages::ProjectPage ssr=SsrMode::Async />
+                    <Route path=path!("/:owner/:project") view=runs::table::ProjectPage ssr=SsrMode::Async />
+                    <Route path=path!("/:owner/:project/compare") view=runs::compare::ComparePage ssr=SsrMode::Async />
                     <ParentRoute path=path!("/:owner/:project/runs/:uuid") view=runs::pages::RunPage ssr=SsrMode::Async>
                         <Route path=path!("") view=runs::pages::RunOverview ssr=SsrMode::Async />
                         <Route path=path!("logs") view=runs::pages::RunLogsTab ssr=SsrMode::Async />

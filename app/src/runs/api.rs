@@ -18,7 +18,15 @@ pub struct ProjectPageData {
     pub runs: Option<wire::ListResponse<wire::Run>>,
     /// Why the query or sort was refused, shown next to the query box.
     pub query_error: Option<String>,
+    /// The metric summaries of the page's runs (for metric columns).
+    pub metrics: Vec<wire::RunMetricSummaries>,
+    /// Names to offer as columns and query completions.
+    pub fields: wire::ProjectFields,
 }
+
+/// Runs whose param, output and metric names feed the column picker and
+/// the query completion.
+pub const FIELD_SAMPLE_RUNS: u32 = 1000;
 
 /// Loads the project page: `query` in the Polyaxon query language, `sort`
 /// a sort expression such as `-metrics.loss, created_at`.
@@ -60,10 +68,19 @@ pub async fn project_view(
         Err(ServiceError::Invalid { message, .. }) => (None, Some(message)),
         Err(other) => return Err(other.into()),
     };
+    let uuids: Vec<uuid::Uuid> = runs
+        .iter()
+        .flat_map(|r| r.results.iter().map(|run| run.uuid))
+        .collect();
+    let tracking = services.tracking();
+    let metrics = tracking.summaries_of(&owner, &project, &uuids).await?;
+    let fields = tracking.fields(&owner, &project, FIELD_SAMPLE_RUNS).await?;
     Ok(ProjectPageData {
         project: found,
         runs,
         query_error,
+        metrics,
+        fields,
     })
 }
 
@@ -145,4 +162,130 @@ pub async fn run_artifacts(
         uuid: &uuid,
     };
     Ok(services.tracking().list_artifacts(at, &path).await?)
+}
+
+/// Points a chart asks for: about one per unit of its drawing width.
+pub const CHART_POINTS: usize = 800;
+
+/// One metric of one or more runs of a project, downsampled on the server
+/// to about `points`, within `steps` when zoomed.
+#[server]
+pub async fn metric_series(
+    owner: String,
+    project: String,
+    runs: Vec<String>,
+    key: String,
+    points: usize,
+    steps: Option<(i64, i64)>,
+) -> Result<Vec<wire::MetricSeries>, AppError> {
+    let services = crate::error::services()?;
+    let runs: Vec<&str> = runs.iter().map(String::as_str).collect();
+    let compared = services
+        .tracking()
+        .compare(&owner, &project, &runs, &key, Some(points), steps)
+        .await?;
+    Ok(compared.series)
+}
+
+/// What the Compare view shows of its runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareData {
+    pub runs: Vec<wire::Run>,
+    pub metrics: Vec<wire::RunMetricSummaries>,
+}
+
+/// Runs compared at most at once.
+pub const MAX_COMPARED: usize = 100;
+
+/// Loads the Compare view of runs `runs` (uuids) of a project.
+#[server]
+pub async fn compare_view(
+    owner: String,
+    project: String,
+    runs: Vec<String>,
+) -> Result<CompareData, AppError> {
+    let services = crate::error::services()?;
+    if runs.is_empty() || runs.len() > MAX_COMPARED {
+        return Err(AppError::Invalid(format!(
+            "compare 1 to {MAX_COMPARED} runs, got {}",
+            runs.len()
+        )));
+    }
+    let mut found = Vec::with_capacity(runs.len());
+    for uuid in &runs {
+        let at = trellis_services::runs::RunRef {
+            owner: &owner,
+            project: &project,
+            uuid,
+        };
+        found.push(services.runs().get(at).await?);
+    }
+    let uuids: Vec<uuid::Uuid> = found.iter().map(|r| r.uuid).collect();
+    let metrics = services
+        .tracking()
+        .summaries_of(&owner, &project, &uuids)
+        .await?;
+    Ok(CompareData {
+        runs: found,
+        metrics,
+    })
+}
+
+/// What a bulk action does to each selected run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BulkAction {
+    Stop,
+    Delete,
+    /// Adds the given tags.
+    Tag,
+}
+
+/// How a bulk action went: runs done, and a message per run that refused.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    pub done: u32,
+    pub failed: Vec<String>,
+}
+
+/// Applies `action` to runs `runs` (uuids) of a project, one by one; a run
+/// that refuses (already done, say) does not stop the others.
+#[server]
+pub async fn bulk_runs(
+    owner: String,
+    project: String,
+    runs: Vec<String>,
+    action: BulkAction,
+    tags: Vec<String>,
+) -> Result<BulkOutcome, AppError> {
+    let services = crate::error::services()?;
+    if action == BulkAction::Tag && tags.iter().all(|t| t.trim().is_empty()) {
+        return Err(AppError::Invalid("give at least one tag to add".into()));
+    }
+    let mut outcome = BulkOutcome::default();
+    for uuid in &runs {
+        let at = trellis_services::runs::RunRef {
+            owner: &owner,
+            project: &project,
+            uuid,
+        };
+        let result = match action {
+            BulkAction::Stop => services.runs().stop(at).await.map(|_| ()),
+            BulkAction::Delete => services.runs().delete(at).await,
+            BulkAction::Tag => {
+                let tags = tags.clone();
+                services
+                    .tracking()
+                    .log_tags(at, wire::LogTags { tags })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => outcome.done += 1,
+            Err(error) => outcome
+                .failed
+                .push(format!("{}: {error}", &uuid[..uuid.len().min(8)])),
+        }
+    }
+    Ok(outcome)
 }

@@ -1,296 +1,19 @@
-//! The project page (its runs table) and the run page (overview and spec).
+//! The run page: its header and tabs, the overview, logs and spec.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::{A, Form, Outlet};
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::components::{A, Outlet};
+use leptos_router::hooks::use_params_map;
 use trellis_api_types as wire;
 
-use super::api::{PAGE_SIZE, ProjectPageData, RunPageData, project_view, run_logs, run_view};
+use super::api::{RunPageData, run_logs, run_view};
 use crate::error::AppError;
 use crate::projects::pages::Tags;
-use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
+use crate::ui::{EmptyState, ErrorView, StatusBadge, format_duration, format_time};
 
 fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
     let params = use_params_map();
     move || params.read().get(name).unwrap_or_default()
-}
-
-/// `/{owner}/{project}`: a project and its runs, filtered by the query in
-/// the URL (`?query=status:running&sort=-created_at&page=2`), so a view can
-/// be shared as a link.
-#[component]
-pub fn ProjectPage() -> impl IntoView {
-    let owner = param("owner");
-    let project = param("project");
-    let url = use_query_map();
-    let page = move || {
-        url.read()
-            .get("page")
-            .and_then(|p| p.parse::<u64>().ok())
-            .unwrap_or(1)
-            .max(1)
-    };
-    let query = move || url.read().get("query").filter(|q| !q.trim().is_empty());
-    let sort = move || url.read().get("sort").filter(|s| !s.trim().is_empty());
-    // Bumped when a run of the project changes status, so the table
-    // (statuses, new runs, durations) follows without a reload.
-    let (refresh, set_refresh) = signal(0_u32);
-    let view_data = Resource::new(
-        move || (owner(), project(), page(), query(), sort(), refresh.get()),
-        |(o, p, page, query, sort, _)| project_view(o, p, page, query, sort),
-    );
-    follow_statuses(owner, project, move |_| {
-        set_refresh.update(|n| *n = n.wrapping_add(1))
-    });
-    view! {
-        <Title text=move || format!("{}/{}", owner(), project()) />
-        <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match view_data.await {
-                    Ok(data) => {
-                        let filters = Filters { page: page(), query: query(), sort: sort() };
-                        view! { <ProjectContent data filters /> }.into_any()
-                    }
-                    Err(error) => view! { <ErrorView error /> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
-}
-
-/// What the runs table shows, as kept in the URL.
-#[derive(Debug, Clone, PartialEq)]
-struct Filters {
-    page: u64,
-    query: Option<String>,
-    sort: Option<String>,
-}
-
-impl Filters {
-    /// The URL of page `page` of the same view.
-    fn href(&self, base: &str, page: u64) -> String {
-        let mut params: Vec<(&str, String)> = Vec::new();
-        if let Some(query) = &self.query {
-            params.push(("query", query.clone()));
-        }
-        if let Some(sort) = &self.sort {
-            params.push(("sort", sort.clone()));
-        }
-        params.push(("page", page.to_string()));
-        let encoded: Vec<String> = params
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode_component(v)))
-            .collect();
-        format!("{base}?{}", encoded.join("&"))
-    }
-}
-
-/// Percent-encodes a URL query value.
-fn encode_component(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[component]
-fn ProjectContent(data: ProjectPageData, filters: Filters) -> impl IntoView {
-    let ProjectPageData {
-        project,
-        runs,
-        query_error,
-    } = data;
-    let base = format!("/{}/{}", project.owner, project.name);
-    let api_path = format!("/api/v1/{}/{}/runs", project.owner, project.name);
-    let filtered = filters.query.is_some();
-    let total = runs.as_ref().map(|r| r.count);
-    view! {
-        <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
-            <A href="/" attr:class="hover:underline">"Projects"</A>
-            " / "
-            <span>{project.owner.clone()}</span>
-        </nav>
-        <div class="mb-6 flex flex-wrap items-start justify-between gap-4">
-            <div>
-                <h1 class="text-2xl font-bold tracking-tight" data-testid="project-title">{project.name.clone()}</h1>
-                {(!project.description.is_empty()).then(|| view! {
-                    <p class="mt-1 text-slate-600 dark:text-slate-400">{project.description.clone()}</p>
-                })}
-                <div class="mt-2"><Tags tags=project.tags.clone() /></div>
-            </div>
-            <dl class="grid grid-cols-2 gap-x-6 text-sm">
-                <dt class="text-slate-500">{if filtered { "Matching runs" } else { "Runs" }}</dt>
-                <dd class="font-medium">{total.map(|t| t.to_string()).unwrap_or_else(|| "–".to_owned())}</dd>
-                <dt class="text-slate-500">"Created"</dt>
-                <dd>{format_time(project.created_at)}</dd>
-            </dl>
-        </div>
-        <QueryBox action=base.clone() query=filters.query.clone() sort=filters.sort.clone() error=query_error />
-        {match runs {
-            None => ().into_any(),
-            Some(runs) if runs.count == 0 && filtered => view! {
-                <EmptyState title="No runs match this query">
-                    <A href=base.clone() attr:class="text-emerald-700 underline dark:text-emerald-400">"Clear the query"</A>
-                </EmptyState>
-            }
-            .into_any(),
-            Some(runs) if runs.count == 0 => view! {
-                <EmptyState title="No runs yet">
-                    <p>"Submit a run from the command line:"</p>
-                    <pre class="mx-auto mt-3 max-w-2xl overflow-x-auto rounded-md bg-slate-900 p-3 text-left text-xs text-slate-100">
-                        {format!("curl -X POST http://127.0.0.1:8000{api_path} \\\n  -H 'Content-Type: application/json' \\\n  -d '{{\"name\": \"my-first-run\"}}'")}
-                    </pre>
-                </EmptyState>
-            }
-            .into_any(),
-            Some(runs) => {
-                let pages = runs.count.div_ceil(u64::from(PAGE_SIZE));
-                let page = filters.page;
-                let table_filters = filters.clone();
-                view! {
-                    <RunsTable runs=runs.results filters=table_filters base=base.clone() />
-                    {(pages > 1).then(move || view! { <Pager page pages href=move |p| filters.href(&base, p) /> })}
-                }
-                .into_any()
-            }
-        }}
-    }
-}
-
-/// The PQL box above the runs table. A plain GET form: it works without
-/// JavaScript, and the router turns it into client-side navigation after
-/// hydration. A refused query is shown under it.
-#[component]
-fn QueryBox(
-    action: String,
-    query: Option<String>,
-    sort: Option<String>,
-    error: Option<String>,
-) -> impl IntoView {
-    let has_error = error.is_some();
-    view! {
-        <Form method="GET" action=action>
-            <div class="mb-4 flex gap-2">
-                <label class="sr-only" for="run-query">"Filter runs"</label>
-                <input
-                    id="run-query"
-                    type="search"
-                    name="query"
-                    value=query.unwrap_or_default()
-                    placeholder="status:running|succeeded, metrics.loss:<0.2, name:%sweep%"
-                    autocomplete="off"
-                    spellcheck="false"
-                    aria-invalid=has_error.to_string()
-                    class="block w-full rounded-md border border-slate-300 bg-white px-3 py-2 font-mono text-sm shadow-sm focus:border-emerald-500 focus:outline-none focus:ring-1 focus:ring-emerald-500 aria-[invalid=true]:border-rose-400 dark:border-slate-700 dark:bg-slate-900"
-                    data-testid="query-input"
-                />
-                {sort.map(|sort| view! { <input type="hidden" name="sort" value=sort /> })}
-                <button type="submit" class="rounded-md bg-emerald-600 px-4 py-2 text-sm font-medium text-white hover:bg-emerald-500" data-testid="query-submit">
-                    "Filter"
-                </button>
-            </div>
-        </Form>
-        {error.map(|message| view! {
-            <p role="alert" class="-mt-2 mb-4 rounded-md bg-rose-50 px-3 py-2 font-mono text-sm text-rose-700 dark:bg-rose-950 dark:text-rose-300" data-testid="query-error">
-                {message}
-            </p>
-        })}
-    }
-}
-
-const TH: &str = "px-4 py-2 text-left text-xs font-semibold uppercase tracking-wide text-slate-500";
-const TD: &str = "whitespace-nowrap px-4 py-2 text-sm";
-
-#[component]
-fn RunsTable(runs: Vec<wire::Run>, filters: Filters, base: String) -> impl IntoView {
-    let header = |label: &'static str, field: &'static str| {
-        view! { <SortHeader label field filters=filters.clone() base=base.clone() /> }
-    };
-    view! {
-        <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
-            <table class="min-w-full divide-y divide-slate-200 dark:divide-slate-800" data-testid="runs-table">
-                <thead class="bg-slate-50 dark:bg-slate-900">
-                    <tr>
-                        {header("Status", "status")}
-                        {header("Name", "name")}
-                        {header("Kind", "kind")}
-                        {header("Created", "created_at")}
-                        {header("Duration", "duration")}
-                    </tr>
-                </thead>
-                <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
-                    {runs.into_iter().map(|run| view! { <RunRow run /> }).collect_view()}
-                </tbody>
-            </table>
-        </div>
-    }
-}
-
-/// A column header that sorts the table by `field`: a link (so it works
-/// without JavaScript) that toggles the direction when already active.
-#[component]
-fn SortHeader(
-    label: &'static str,
-    field: &'static str,
-    filters: Filters,
-    base: String,
-) -> impl IntoView {
-    let current = filters
-        .sort
-        .clone()
-        .unwrap_or_else(|| "-created_at".to_owned());
-    let current = current
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let (next, arrow, aria) = if current == field {
-        (format!("-{field}"), " ↑", "ascending")
-    } else if current == format!("-{field}") {
-        (field.to_owned(), " ↓", "descending")
-    } else {
-        (field.to_owned(), "", "none")
-    };
-    let sorted = Filters {
-        page: 1,
-        sort: Some(next),
-        ..filters
-    };
-    let href = sorted.href(&base, 1);
-    view! {
-        <th scope="col" class=TH aria-sort=aria>
-            <A href=href attr:class="hover:text-slate-900 dark:hover:text-white" attr:data-sort=field>
-                {label}
-                {arrow}
-            </A>
-        </th>
-    }
-}
-
-#[component]
-fn RunRow(run: wire::Run) -> impl IntoView {
-    let href = format!("/{}/{}/runs/{}", run.owner, run.project, run.uuid);
-    let short = run.uuid.simple().to_string()[..8].to_owned();
-    let name = run.name.clone().unwrap_or_else(|| short.clone());
-    view! {
-        <tr class="hover:bg-slate-50 dark:hover:bg-slate-800/60">
-            <td class=TD><StatusBadge status=run.status /></td>
-            <td class=TD>
-                <A href=href attr:class="font-medium text-emerald-700 hover:underline dark:text-emerald-400">{name}</A>
-                <span class="ml-2 font-mono text-xs text-slate-400">{short}</span>
-            </td>
-            <td class=TD>{run.kind.map(|k| k.as_str()).unwrap_or("–")}</td>
-            <td class=TD>{format_time(run.created_at)}</td>
-            <td class=TD>{run.duration.map(format_duration).unwrap_or_else(|| "–".to_owned())}</td>
-        </tr>
-    }
 }
 
 /// `/{owner}/{project}/runs/{uuid}/...`: the run's header and tabs; the
@@ -350,10 +73,21 @@ type RunResource = Resource<Result<RunPageData, AppError>>;
 /// Calls `changed` with the run whose status changed in the project's
 /// status stream, or `None` when changes may have been missed (the stream
 /// reconnected or fell behind) and everything should be re-read.
-fn follow_statuses(
+pub(crate) fn follow_statuses(
     owner: impl Fn() -> String + 'static,
     project: impl Fn() -> String + 'static,
     changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+) {
+    follow_project(owner, project, changed, |_| {});
+}
+
+/// [`follow_statuses`], and `logged` with the run that logged metric
+/// points (or `None` after missed messages).
+pub(crate) fn follow_project(
+    owner: impl Fn() -> String + 'static,
+    project: impl Fn() -> String + 'static,
+    changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+    logged: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
 ) {
     let opened = std::cell::Cell::new(false);
     crate::live::subscribe(crate::live::Handlers {
@@ -367,7 +101,11 @@ fn follow_statuses(
         on_message: Box::new(move |text| {
             match serde_json::from_str::<wire::StatusStreamMessage>(&text) {
                 Ok(wire::StatusStreamMessage::Status { uuid, .. }) => changed(Some(uuid)),
-                Ok(wire::StatusStreamMessage::Resync) | Err(_) => changed(None),
+                Ok(wire::StatusStreamMessage::Metrics { uuid }) => logged(Some(uuid)),
+                Ok(wire::StatusStreamMessage::Resync) | Err(_) => {
+                    changed(None);
+                    logged(None);
+                }
             }
         }),
         // The first connection follows the page's own load; a reconnection
@@ -375,6 +113,7 @@ fn follow_statuses(
         on_open: Box::new(move || {
             if opened.replace(true) {
                 changed(None);
+                logged(None);
             }
         }),
     });

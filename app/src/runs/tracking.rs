@@ -1,9 +1,9 @@
 //! The run page's Metrics and Artifacts tabs.
 //!
-//! Metrics: one row per metric with its latest, min and max and a
-//! sparkline of its server-downsampled series (extremes kept), user metrics
-//! first, then the `system/*` metrics the executor sampled (CPU, memory,
-//! GPUs). Artifacts: the run's files, browsable by directory, each a
+//! Metrics: a chart per metric (`charts`), following the run live, then
+//! one row per metric with its latest, min and max and a sparkline, user
+//! metrics first, then the `system/*` metrics the executor sampled (CPU,
+//! memory, GPUs). Artifacts: the run's files, browsable by directory, each a
 //! download link to the streaming API.
 
 use leptos::prelude::*;
@@ -13,6 +13,8 @@ use trellis_api_types as wire;
 use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
 
 use super::api::{run_artifacts, run_metrics};
+use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart};
+use super::pages::follow_project;
 use crate::ui::{EmptyState, ErrorView};
 
 fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
@@ -21,7 +23,7 @@ fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'stat
 }
 
 /// A number as a table shows it: up to 6 significant digits.
-fn number(value: Option<f64>) -> String {
+pub(crate) fn number(value: Option<f64>) -> String {
     match value {
         None => "–".to_owned(),
         Some(0.0) => "0".to_owned(),
@@ -112,17 +114,93 @@ fn MetricsTable(metrics: Vec<wire::MetricOverview>, testid: &'static str) -> imp
     }
 }
 
-/// `/{owner}/{project}/runs/{uuid}/metrics`.
+/// A signal bump at most once a second however often `poke` is called:
+/// live charts re-read after a burst of logged points, not for each.
+pub(crate) fn throttled(set: WriteSignal<u32>) -> impl Fn() + Copy + 'static {
+    let pending = StoredValue::new(false);
+    move || {
+        if pending.get_value() {
+            return;
+        }
+        pending.set_value(true);
+        set_timeout(
+            move || {
+                pending.set_value(false);
+                set.update(|n| *n = n.wrapping_add(1));
+            },
+            std::time::Duration::from_secs(1),
+        );
+    }
+}
+
+/// A chart per metric, user metrics then system ones.
+#[component]
+fn MetricCharts(
+    keys: Vec<String>,
+    options: ChartOptions,
+    refresh: ReadSignal<u32>,
+) -> impl IntoView {
+    let (owner, project, uuid) = (param("owner"), param("project"), param("uuid"));
+    view! {
+        <div class="grid gap-4 lg:grid-cols-2" data-testid="metric-charts">
+            {keys.into_iter().map(|key| {
+                let runs = vec![ChartRun { uuid: uuid(), label: key.clone(), color: 0 }];
+                view! { <MetricChart owner=owner() project=project() runs key options refresh /> }
+            }).collect_view()}
+        </div>
+    }
+}
+
+/// `/{owner}/{project}/runs/{uuid}/metrics`: a chart per metric (live while
+/// the run logs), then the summaries as tables.
 #[component]
 pub fn RunMetricsTab() -> impl IntoView {
     let (owner, project, uuid) = (param("owner"), param("project"), param("uuid"));
+    let (refresh, set_refresh) = signal(0_u32);
     let metrics = Resource::new(
-        move || (owner(), project(), uuid()),
-        |(o, p, u)| run_metrics(o, p, u),
+        move || (owner(), project(), uuid(), refresh.get()),
+        |(o, p, u, _)| run_metrics(o, p, u),
     );
+    let options = ChartOptions::new();
+    let poke = throttled(set_refresh);
+    follow_project(
+        owner,
+        project,
+        |_| {},
+        move |run| {
+            if run.is_none_or(|run| run.simple().to_string() == uuid().replace('-', "")) {
+                poke();
+            }
+        },
+    );
+    // The chart grid is built once per set of keys; new points re-read
+    // each chart through `refresh`, a new key rebuilds the grid.
+    let keys = Memo::new(move |_| {
+        metrics
+            .get()
+            .and_then(|r| r.ok())
+            .map(|all| all.into_iter().map(|m| m.summary.key).collect::<Vec<_>>())
+            .unwrap_or_default()
+    });
     view! {
         <div class="mt-6 space-y-6">
-            <Suspense fallback=|| view! { <p class="text-sm text-slate-500">"Loading metrics…"</p> }>
+            <Show when=move || !keys.with(Vec::is_empty)>
+                <ChartControls options />
+                {move || {
+                    let (system, user): (Vec<String>, Vec<String>) =
+                        keys.get().into_iter().partition(|k| k.starts_with(SYSTEM_METRIC_PREFIX));
+                    view! {
+                        <MetricCharts keys=user options refresh />
+                        {(!system.is_empty()).then(|| view! {
+                            <details class="group">
+                                <summary class="cursor-pointer text-sm font-semibold uppercase tracking-wide text-slate-500">"System charts"</summary>
+                                <div class="mt-3"><MetricCharts keys=system options refresh /></div>
+                            </details>
+                        })}
+                    }
+                }}
+            </Show>
+            <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading metrics…"</p> }>
                 {move || Suspend::new(async move {
                     match metrics.await {
                         Ok(all) if all.is_empty() => view! {
@@ -154,7 +232,7 @@ pub fn RunMetricsTab() -> impl IntoView {
                         Err(error) => view! { <ErrorView error /> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </div>
     }
 }

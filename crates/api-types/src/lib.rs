@@ -265,6 +265,8 @@ pub struct Health {
 pub enum StatusStreamMessage {
     /// Run `uuid` is now `status`.
     Status { uuid: Uuid, status: RunStatus },
+    /// Metric points were logged to run `uuid` (charts re-read it).
+    Metrics { uuid: Uuid },
     /// Some changes were missed (the reader fell behind): re-read the list.
     Resync,
 }
@@ -373,6 +375,24 @@ pub struct RunMetrics {
     pub metrics: Vec<MetricSummary>,
 }
 
+/// The names runs of a project are described by, from its newest runs:
+/// what the dashboard offers as columns and query completions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ProjectFields {
+    pub params: Vec<String>,
+    pub outputs: Vec<String>,
+    pub metrics: Vec<String>,
+}
+
+/// The metric summaries of one run, among several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RunMetricSummaries {
+    pub run: Uuid,
+    pub metrics: Vec<MetricSummary>,
+}
+
 /// One point of a series.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -395,6 +415,10 @@ pub struct MetricSeries {
     pub total: u64,
     /// Whether `points` is a reduction of them.
     pub downsampled: bool,
+    /// Milliseconds since the epoch that relative time counts from: the
+    /// run's start, or its creation if it never started.
+    #[serde(default)]
+    pub origin: i64,
     pub points: Vec<SeriesPoint>,
 }
 

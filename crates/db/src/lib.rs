@@ -20,6 +20,7 @@
 //! (per-test databases).
 
 pub mod error;
+pub mod fields;
 pub mod logs;
 pub mod mlflow;
 pub mod outbox;

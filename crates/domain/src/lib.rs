@@ -18,6 +18,7 @@
 //! - [`tracking`]: metric, param and tag rules, artifact paths, downsampling.
 //! - [`mlflow`]: MLflow's search syntax and statuses, mapped onto Trellis.
 
+pub mod columns;
 pub mod lifecycle;
 pub mod listing;
 pub mod logs;

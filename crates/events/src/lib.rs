@@ -36,8 +36,8 @@ pub enum Event {
         project_id: i64,
         status: RunStatus,
     },
-    /// Metric points were logged to a run.
-    Metrics { run: Uuid },
+    /// Metric points were logged to a run of project `project_id`.
+    Metrics { run: Uuid, project_id: i64 },
 }
 
 /// Failures to reach Redis.

@@ -143,6 +143,9 @@ impl StatusFollower {
                 }) if project_id == self.project_id => {
                     return Some(api::StatusStreamMessage::Status { uuid: run, status });
                 }
+                Ok(Event::Metrics { run, project_id }) if project_id == self.project_id => {
+                    return Some(api::StatusStreamMessage::Metrics { uuid: run });
+                }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return Some(api::StatusStreamMessage::Resync),
                 Err(RecvError::Closed) => return None,

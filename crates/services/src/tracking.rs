@@ -106,7 +106,10 @@ impl Tracking<'_> {
         if has_metrics {
             self.services
                 .events
-                .publish(Event::Metrics { run: run.uuid })
+                .publish(Event::Metrics {
+                    run: run.uuid,
+                    project_id: run.project_id,
+                })
                 .await;
         }
         Ok(())
@@ -255,6 +258,52 @@ impl Tracking<'_> {
         Ok(out)
     }
 
+    /// Param, output and metric names of the newest `recent` runs of a
+    /// project.
+    pub async fn fields(
+        &self,
+        owner: &str,
+        project: &str,
+        recent: u32,
+    ) -> ServiceResult<api::ProjectFields> {
+        let project = crate::projects::load(self.services, owner, project).await?;
+        let fields =
+            trellis_db::fields::project_fields(&self.services.db, project.id, recent).await?;
+        Ok(api::ProjectFields {
+            params: fields.params,
+            outputs: fields.outputs,
+            metrics: fields.metrics,
+        })
+    }
+
+    /// The metric summaries of runs `uuids` of a project, in the order
+    /// given; unknown runs are left out.
+    pub async fn summaries_of(
+        &self,
+        owner: &str,
+        project: &str,
+        uuids: &[uuid::Uuid],
+    ) -> ServiceResult<Vec<api::RunMetricSummaries>> {
+        let project = crate::projects::load(self.services, owner, project).await?;
+        let db = &self.services.db;
+        let ids = trellis_db::fields::run_ids(db, project.id, uuids).await?;
+        let id_list: Vec<i64> = ids.iter().map(|(_, id)| *id).collect();
+        let mut by_run: BTreeMap<i64, Vec<api::MetricSummary>> = BTreeMap::new();
+        for s in tracking::summaries(db, &id_list, None).await? {
+            by_run.entry(s.run_id).or_default().push(summary_dto(s));
+        }
+        Ok(uuids
+            .iter()
+            .filter_map(|uuid| {
+                let (_, id) = ids.iter().find(|(u, _)| u == uuid)?;
+                Some(api::RunMetricSummaries {
+                    run: *uuid,
+                    metrics: by_run.remove(id).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
     /// One metric of `run`, downsampled to about `points`, in `steps`.
     pub async fn series_of(
         &self,
@@ -313,6 +362,11 @@ impl Tracking<'_> {
             key: key.to_owned(),
             total,
             downsampled: reduced_already || reduced.len() < all.len(),
+            origin: run
+                .timing
+                .started_at
+                .unwrap_or(run.timing.created_at)
+                .timestamp_millis(),
             points: reduced
                 .into_iter()
                 .map(|p| api::SeriesPoint {
@@ -345,6 +399,7 @@ impl Tracking<'_> {
         runs: &[&str],
         key: &str,
         points: Option<usize>,
+        steps: Option<(i64, i64)>,
     ) -> ServiceResult<api::MetricComparison> {
         if runs.is_empty() || runs.len() > 100 {
             return Err(ServiceError::invalid(
@@ -363,7 +418,7 @@ impl Tracking<'_> {
                     uuid,
                 })
                 .await?;
-            series.push(self.series_of(&run, key, points, None).await?);
+            series.push(self.series_of(&run, key, points, steps).await?);
         }
         Ok(api::MetricComparison {
             key: key.to_owned(),

@@ -125,7 +125,7 @@ pub async fn compare(
         state
             .services
             .tracking()
-            .compare(&owner, &project, &runs, &params.key, params.points)
+            .compare(&owner, &project, &runs, &params.key, params.points, None)
             .await?,
     ))
 }
