@@ -1,23 +1,9 @@
 import { join } from "node:path";
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
+import { waitForHydration } from "./hydration";
 
 // Screenshots of the main pages, kept as test artifacts (end2end/artifacts).
 const shots = join(__dirname, "..", "artifacts");
-
-// A click before the WASM has hydrated the page is lost; retry until the
-// toggle reacts, which proves hydration happened.
-async function waitForHydration(page: Page) {
-  const isDark = () => page.evaluate(() => document.documentElement.classList.contains("dark"));
-  const toggle = page.getByTestId("theme-toggle");
-  const before = await isDark();
-  await expect(async () => {
-    await toggle.click();
-    expect(await isDark()).toBe(!before);
-  }).toPass({ timeout: 20_000 });
-  // Put the theme back as it was.
-  await toggle.click();
-  expect(await isDark()).toBe(before);
-}
 
 test("creates a project through the UI without a reload and lists it", async ({ page }) => {
   await page.goto("/");

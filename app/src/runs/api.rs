@@ -147,6 +147,23 @@ pub async fn run_metrics(
     Ok(services.tracking().overview(at, SPARKLINE_POINTS).await?)
 }
 
+/// The names of a run's metrics, in order.
+#[server]
+pub async fn metric_keys(
+    owner: String,
+    project: String,
+    uuid: String,
+) -> Result<Vec<String>, AppError> {
+    let services = crate::error::services()?;
+    let at = trellis_services::runs::RunRef {
+        owner: &owner,
+        project: &project,
+        uuid: &uuid,
+    };
+    let summaries = services.tracking().summaries(at).await?;
+    Ok(summaries.metrics.into_iter().map(|m| m.key).collect())
+}
+
 /// The artifacts directly under `path` of a run.
 #[server]
 pub async fn run_artifacts(
@@ -164,8 +181,9 @@ pub async fn run_artifacts(
     Ok(services.tracking().list_artifacts(at, &path).await?)
 }
 
-/// Points a chart asks for: about one per unit of its drawing width.
-pub const CHART_POINTS: usize = 800;
+/// Points a chart asks for: about one per unit of its drawing width (a
+/// chart is drawn 600 units wide and shown at about that many pixels).
+pub const CHART_POINTS: usize = 600;
 
 /// One metric of one or more runs of a project, downsampled on the server
 /// to about `points`, within `steps` when zoomed.

@@ -18,8 +18,8 @@ use super::tracking::number;
 use crate::ui::ErrorView;
 
 /// Drawing size of a chart, in SVG units (it scales to its box).
-const WIDTH: u32 = 800;
-const HEIGHT: u32 = 280;
+const WIDTH: u32 = 600;
+const HEIGHT: u32 = 260;
 
 /// What the x axis counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +224,7 @@ pub fn MetricChart(
                     </button>
                 </span>
             </figcaption>
-            <Transition fallback=|| view! { <div class="aspect-[800/280] animate-pulse rounded bg-slate-100 dark:bg-slate-800"></div> }>
+            <Transition fallback=|| view! { <div class="aspect-[600/260] animate-pulse rounded bg-slate-100 dark:bg-slate-800"></div> }>
                 {move || {
                     let runs = runs.clone();
                     Suspend::new(async move {
@@ -387,7 +387,7 @@ fn ChartBody(
                 ),
             };
             Some(view! {
-                <span class="font-mono text-slate-500">{at}</span>
+                <span class="font-mono text-slate-500" data-testid="readout-at">{at}</span>
                 {rows.into_iter().map(|(run, p)| view! {
                     <span class="flex items-center gap-1.5 font-mono">
                         <span class="inline-block h-2 w-2 rounded-full" style=format!("background:{}", trellis_charts::color(run.color))></span>

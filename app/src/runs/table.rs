@@ -55,8 +55,19 @@ pub fn ProjectPage() -> impl IntoView {
     follow_statuses(owner, project, move |_| {
         set_refresh.update(|n| *n = n.wrapping_add(1))
     });
-    // Outside the table, so a live refresh keeps the selection.
+    // Outside the table, so a live refresh keeps the selection and the
+    // outcome of the last bulk action.
     let selected = RwSignal::new(Vec::<String>::new());
+    let bulk = ServerAction::<BulkRuns>::new();
+    // When a bulk action ends: clear the selection and re-read the table.
+    Effect::new(move |previous: Option<usize>| {
+        let version = bulk.version().get();
+        if previous.is_some_and(|p| p != version) {
+            selected.set(Vec::new());
+            set_refresh.update(|n| *n = n.wrapping_add(1));
+        }
+        version
+    });
     view! {
         <Title text=move || format!("{}/{}", owner(), project()) />
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
@@ -64,7 +75,7 @@ pub fn ProjectPage() -> impl IntoView {
                 match view_data.await {
                     Ok(data) => {
                         let filters = Filters { page: page(), query: query(), sort: sort(), columns: columns() };
-                        view! { <ProjectContent data filters selected set_refresh /> }.into_any()
+                        view! { <ProjectContent data filters selected bulk /> }.into_any()
                     }
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
@@ -138,7 +149,7 @@ fn ProjectContent(
     data: ProjectPageData,
     filters: Filters,
     selected: RwSignal<Vec<String>>,
-    set_refresh: WriteSignal<u32>,
+    bulk: ServerAction<BulkRuns>,
 ) -> impl IntoView {
     let ProjectPageData {
         project,
@@ -217,7 +228,7 @@ fn ProjectContent(
                 let table_filters = filters.clone();
                 let page_uuids: Vec<String> = runs.results.iter().map(|r| r.uuid.simple().to_string()).collect();
                 view! {
-                    <BulkBar owner=owner.clone() project=name.clone() selected set_refresh />
+                    <BulkBar owner=owner.clone() project=name.clone() selected action=bulk />
                     <RunsTable runs=runs.results filters=table_filters base=base.clone() columns index selected page_uuids />
                     {(pages > 1).then(move || view! { <Pager page pages href=move |p| filters.href(&base, p) /> })}
                 }
@@ -496,9 +507,8 @@ fn BulkBar(
     owner: String,
     project: String,
     selected: RwSignal<Vec<String>>,
-    set_refresh: WriteSignal<u32>,
+    action: ServerAction<BulkRuns>,
 ) -> impl IntoView {
-    let action = ServerAction::<BulkRuns>::new();
     let tags = RwSignal::new(String::new());
     let confirming = RwSignal::new(false);
     let (o, p) = (owner.clone(), project.clone());
@@ -517,16 +527,6 @@ fn BulkBar(
             tags,
         });
     };
-    // When an action ends: clear the selection and re-read the table.
-    Effect::new(move |previous: Option<usize>| {
-        let version = action.version().get();
-        if previous.is_some_and(|p| p != version) {
-            selected.set(Vec::new());
-            confirming.set(false);
-            set_refresh.update(|n| *n = n.wrapping_add(1));
-        }
-        version
-    });
     let outcome = move || match action.value().get() {
         Some(Ok(outcome)) => Some((outcome.failed.is_empty(), {
             let mut text = format!(
@@ -744,7 +744,7 @@ fn RunRow(
                 Column::Duration => seconds(run.duration),
                 Column::WaitTime => seconds(run.wait_time),
                 Column::Tags => {
-                    return view! { <td class=TD><Tags tags=run.tags.clone() /></td> }.into_any();
+                    return view! { <td class=TD data-column="tags"><Tags tags=run.tags.clone() /></td> }.into_any();
                 }
                 Column::Param(k) => json_cell(run.inputs.get(k)),
                 Column::Output(k) => json_cell(run.outputs.get(k)),

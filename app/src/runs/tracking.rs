@@ -12,7 +12,7 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use trellis_api_types as wire;
 use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
 
-use super::api::{run_artifacts, run_metrics};
+use super::api::{metric_keys, run_artifacts, run_metrics};
 use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart};
 use super::pages::follow_project;
 use crate::ui::{EmptyState, ErrorView};
@@ -173,23 +173,36 @@ pub fn RunMetricsTab() -> impl IntoView {
             }
         },
     );
-    // The chart grid is built once per set of keys; new points re-read
-    // each chart through `refresh`, a new key rebuilds the grid.
-    let keys = Memo::new(move |_| {
-        metrics
-            .get()
-            .and_then(|r| r.ok())
-            .map(|all| all.into_iter().map(|m| m.summary.key).collect::<Vec<_>>())
-            .unwrap_or_default()
+    // The chart grid is built once per set of keys: new points re-read
+    // each chart through `refresh`; only a new key rebuilds the grid (the
+    // summaries below notice it and bump `keys_version`).
+    let keys_version = RwSignal::new(0_u32);
+    let keys = Resource::new(
+        move || (owner(), project(), uuid(), keys_version.get()),
+        |(o, p, u, _)| metric_keys(o, p, u),
+    );
+    Effect::new(move |_| {
+        let Some(Ok(now)) = metrics.get() else { return };
+        let shown = keys
+            .get_untracked()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        if now.len() != shown.len() || now.iter().zip(&shown).any(|(m, k)| m.summary.key != *k) {
+            keys_version.update(|v| *v = v.wrapping_add(1));
+        }
     });
     view! {
         <div class="mt-6 space-y-6">
-            <Show when=move || !keys.with(Vec::is_empty)>
-                <ChartControls options />
-                {move || {
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let keys = keys.await.unwrap_or_default();
+                    if keys.is_empty() {
+                        return ().into_any();
+                    }
                     let (system, user): (Vec<String>, Vec<String>) =
-                        keys.get().into_iter().partition(|k| k.starts_with(SYSTEM_METRIC_PREFIX));
+                        keys.into_iter().partition(|k| k.starts_with(SYSTEM_METRIC_PREFIX));
                     view! {
+                        <ChartControls options />
                         <MetricCharts keys=user options refresh />
                         {(!system.is_empty()).then(|| view! {
                             <details class="group">
@@ -198,8 +211,9 @@ pub fn RunMetricsTab() -> impl IntoView {
                             </details>
                         })}
                     }
-                }}
-            </Show>
+                    .into_any()
+                })}
+            </Transition>
             <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading metrics…"</p> }>
                 {move || Suspend::new(async move {
                     match metrics.await {

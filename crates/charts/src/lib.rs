@@ -291,7 +291,7 @@ where
         .axis_style(INK.mix(0.5))
         .bold_line_style(INK.mix(0.10))
         .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 12).into_font().color(&INK.mix(0.8)))
+        .label_style(("sans-serif", 13).into_font().color(&INK.mix(0.8)))
         .x_labels(6)
         .y_labels(6)
         .x_label_formatter(&x_labels)

@@ -28,6 +28,8 @@ pub mod pql;
 pub mod projects;
 pub mod queues;
 pub mod runs;
+#[cfg(feature = "testing")]
+pub mod seed;
 pub mod series;
 #[cfg(feature = "testing")]
 pub mod testing;
