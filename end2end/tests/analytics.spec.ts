@@ -76,6 +76,7 @@ test("filters the runs table with PQL (completed field names) and sorts by a met
   await page.reload();
   await expect(rowNames(page)).toHaveText(["medium", "fast"]);
   await expect(page.locator("td[data-column='metrics.loss']").first()).toHaveText("0.25");
+  await page.screenshot({ path: `${shots}/runs-table.png`, fullPage: true });
 
   // A refused query is named inline and the page still renders.
   await page.goto(`/default/${project}?query=metricz.loss:1`);
@@ -88,7 +89,7 @@ test("filters the runs table with PQL (completed field names) and sorts by a met
   await page.getByTestId("column-picker").locator("a[data-column='metrics.acc:max']").click();
   await expect(page).toHaveURL(/columns=.*metrics\.acc%3Amax/);
   await expect(page.getByTestId("runs-table").locator("th", { hasText: "acc (max)" })).toBeVisible();
-  await page.screenshot({ path: `${shots}/runs-table.png`, fullPage: true });
+  await page.screenshot({ path: `${shots}/runs-columns.png`, fullPage: true });
 });
 
 test("selects two runs, tags them in bulk, and compares them", async ({ page }) => {

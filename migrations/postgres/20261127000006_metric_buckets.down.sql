@@ -1,1 +1,2 @@
+DROP INDEX runs_project_live_idx;
 DROP TABLE run_metric_buckets;

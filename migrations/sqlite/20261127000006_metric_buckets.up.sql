@@ -74,3 +74,7 @@ LEFT JOIN (SELECT run_id, key, (CASE WHEN step >= 0 THEN step / 65536 ELSE -((-s
            ROW_NUMBER() OVER (PARTITION BY run_id, key, (CASE WHEN step >= 0 THEN step / 65536 ELSE -((-step - 1) / 65536) - 1 END) ORDER BY value DESC, step) AS rank
            FROM run_metrics WHERE is_nan = 0) hi
   ON hi.run_id = c.run_id AND hi.key = c.key AND hi.bucket = c.bucket AND hi.rank = 1;
+
+-- The runs tables list live runs (not deleted) of a project newest first,
+-- and count them: this index answers both without reading the rows.
+CREATE INDEX runs_project_live_idx ON runs (project_id, created_at) WHERE deleted_at IS NULL;

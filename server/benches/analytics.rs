@@ -17,6 +17,7 @@
 //! - a compare of 100 runs × 10,000 points (`metrics/compare`, 800 points
 //!   each).
 //!
+//! `TRELLIS_BENCH_DATABASES=sqlite` (or `postgres`) runs one database only.
 //! Results print as a Markdown table; record them in docs/benchmarks.md.
 //! The goals (issue 6): runs page p99 < 100 ms, 1M-point chart p99 <
 //! 150 ms, compare < 1 s.
@@ -267,8 +268,13 @@ async fn bench(database: &'static str, postgres: bool, rows: &mut Vec<Row>) {
 fn main() {
     runtime().block_on(async {
         let mut rows = Vec::new();
-        bench("SQLite", false, &mut rows).await;
-        bench("PostgreSQL", true, &mut rows).await;
+        let only = std::env::var("TRELLIS_BENCH_DATABASES").unwrap_or_default();
+        if only.is_empty() || only.contains("sqlite") {
+            bench("SQLite", false, &mut rows).await;
+        }
+        if only.is_empty() || only.contains("postgres") {
+            bench("PostgreSQL", true, &mut rows).await;
+        }
         println!(
             "\nAnalytics benchmark, {} runs, {} points, on {}\n",
             env_number("TRELLIS_BENCH_RUNS", 100_000),

@@ -280,8 +280,8 @@ where
     let mut plot = ChartBuilder::on(root)
         .margin_top(10)
         .margin_right(16)
-        .x_label_area_size(26)
-        .y_label_area_size(58)
+        .x_label_area_size(30)
+        .y_label_area_size(64)
         .build_cartesian_2d(x.0..x.1, y)
         .map_err(err)?;
     let x_format = chart.x_format;
@@ -291,7 +291,7 @@ where
         .axis_style(INK.mix(0.5))
         .bold_line_style(INK.mix(0.10))
         .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", 13).into_font().color(&INK.mix(0.8)))
+        .label_style(("sans-serif", 15).into_font().color(&INK.mix(0.8)))
         .x_labels(6)
         .y_labels(6)
         .x_label_formatter(&x_labels)

@@ -22,8 +22,10 @@ pub async fn project_fields(db: &Db, project_id: i64, recent: u32) -> DbResult<F
         Backend::Sqlite => "json_each(r.{col}) j",
         Backend::Postgres => "jsonb_object_keys(r.{col}) AS j(key)",
     };
+    // Newest by creation: the live-runs index gives them in order, where
+    // ordering by id would sort the whole project.
     let recent_runs = "SELECT id, inputs, outputs FROM runs
-         WHERE project_id = $1 AND deleted_at IS NULL ORDER BY id DESC LIMIT $2";
+         WHERE project_id = $1 AND deleted_at IS NULL ORDER BY created_at DESC LIMIT $2";
     let sql = format!(
         "SELECT 'p', j.key FROM ({recent_runs}) r, {}
          UNION SELECT 'o', j.key FROM ({recent_runs}) r, {}

@@ -54,14 +54,23 @@ pub struct RunRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-/// The SELECT list [`decode_run`] reads; every run query selects exactly this.
-macro_rules! run_select {
+/// The columns [`decode_run`] reads.
+macro_rules! run_columns {
     () => {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
                 r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
                 r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration,
-                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind, r.deleted_at
-         FROM runs r JOIN projects p ON p.id = r.project_id"
+                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind, r.deleted_at"
+    };
+}
+
+/// The SELECT [`decode_run`] reads; every run query selects exactly this.
+macro_rules! run_select {
+    () => {
+        concat!(
+            run_columns!(),
+            " FROM runs r JOIN projects p ON p.id = r.project_id"
+        )
     };
 }
 
@@ -325,11 +334,19 @@ pub async fn list(
     };
     let order = order_by(sort, db.backend(), 2 + binds.len());
     let limit_at = 2 + binds.len() + order.binds.len();
+    // With a filter, the page carries the count (`COUNT(*) OVER ()`), so
+    // the filter is evaluated in one pass over the project, not two.
+    // Without one, the live-runs index counts and pages cheaply apart.
+    let total = if filter.is_some() {
+        ", COUNT(*) OVER () AS total_count"
+    } else {
+        ""
+    };
     // Safe: the text is built from constant column names and operators only;
     // every user value is a bound parameter.
     let page_sql = format!(
-        "{} WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
-        run_select!(),
+        "{}{total} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
+        run_columns!(),
         order.sql,
         limit_at + 1
     );
@@ -348,11 +365,24 @@ pub async fn list(
             .fetch_all(pool)
             .await?;
         let runs = rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?;
-        let count = bind_filter!(
-            sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone())).bind(project_id),
-            binds
-        );
-        (runs, count.fetch_one(pool).await?)
+        let counted: Option<i64> = match rows.first() {
+            Some(row) if filter.is_some() => Some(row.try_get("total_count")?),
+            None if filter.is_some() && offset == 0 => Some(0),
+            _ => None,
+        };
+        let count = match counted {
+            Some(count) => count,
+            None => {
+                bind_filter!(
+                    sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone()))
+                        .bind(project_id),
+                    binds
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        (runs, count)
     });
     Ok((runs, u64::try_from(count).unwrap_or(0)))
 }
