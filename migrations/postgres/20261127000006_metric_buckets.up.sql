@@ -77,4 +77,4 @@ LEFT JOIN (SELECT run_id, key, (CASE WHEN step >= 0 THEN step / 65536 ELSE -((-s
 
 -- The runs tables list live runs (not deleted) of a project newest first,
 -- and count them: this index answers both without reading the rows.
-CREATE INDEX runs_project_live_idx ON runs (project_id, created_at) WHERE deleted_at IS NULL;
+CREATE INDEX runs_project_live_idx ON runs (project_id, created_at, id) WHERE deleted_at IS NULL;

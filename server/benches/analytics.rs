@@ -183,7 +183,12 @@ async fn bench(database: &'static str, postgres: bool, rows: &mut Vec<Row>) {
         (None, Vec::new())
     };
     let seeded = match &pg {
-        Some(test_db) => seed_project(&test_db.db, runs_count, points).await,
+        Some(test_db) => {
+            let seeded = seed_project(&test_db.db, runs_count, points).await;
+            // What autovacuum would do within a minute of the load.
+            seed::analyze(&test_db.db).await.unwrap();
+            seeded
+        }
         None => {
             let db = Db::connect_sqlite(&data.path().join("trellis.db"))
                 .await

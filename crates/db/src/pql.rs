@@ -38,6 +38,7 @@ pub fn compile(query: &Query, backend: Backend, first: usize) -> Filter {
         backend,
         next: first,
         binds: Vec::new(),
+        metric_column: false,
     };
     let sql = compiler.query(query);
     Filter {
@@ -54,6 +55,7 @@ pub fn sort_expression(field: &Field, backend: Backend, first: usize) -> Filter 
         backend,
         next: first,
         binds: Vec::new(),
+        metric_column: false,
     };
     let column = Compiler::column(field);
     let sql = match (field, Compiler::json_key(field)) {
@@ -71,6 +73,8 @@ struct Compiler {
     backend: Backend,
     next: usize,
     binds: Vec<Bind>,
+    /// Inside a metric semi-join: a metric reads `s.last_value`.
+    metric_column: bool,
 }
 
 /// How a JSON value is read out of `inputs` / `outputs`.
@@ -102,7 +106,27 @@ impl Compiler {
     }
 
     fn term(&mut self, term: &Term) -> String {
-        let condition = self.condition(&term.field, &term.condition);
+        let condition = match (&term.field, self.backend) {
+            // PostgreSQL runs a correlated subquery once per run (about
+            // 3 µs each, 0.3 s over 100k runs); a semi-join over the
+            // summaries is one hash. Same meaning: a run without the metric
+            // (or with NaN) is not in the set, so the term is false and its
+            // negation true. `nil` asks for the missing ones and keeps the
+            // subquery.
+            (Field::Metric(key), Backend::Postgres) if term.condition != Condition::Nil => {
+                let key = self.bind(Bind::Text(key.clone()));
+                self.metric_column = true;
+                let inner = self.condition(&term.field, &term.condition);
+                self.metric_column = false;
+                // In a WHERE, NULL already counts as false: no COALESCE,
+                // so `(key, last_value)` can serve a range.
+                format!(
+                    "r.id IN (SELECT s.run_id FROM run_metric_summaries s
+                      WHERE s.key = {key} AND NOT s.last_is_nan AND {inner})"
+                )
+            }
+            _ => self.condition(&term.field, &term.condition),
+        };
         if term.negated {
             format!("(NOT COALESCE({condition}, FALSE))")
         } else {
@@ -162,6 +186,7 @@ impl Compiler {
     /// The SQL value a term compares: a column, or a metric's latest value.
     fn lhs(&mut self, field: &Field) -> String {
         match field {
+            Field::Metric(_) if self.metric_column => "s.last_value".to_owned(),
             Field::Metric(key) => self.metric_value(key),
             other => Self::column(other).to_owned(),
         }

@@ -10,7 +10,7 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use trellis_domain::lifecycle::{RunStatus, Timing};
 use trellis_domain::listing::RunSort;
-use trellis_domain::pql::Query;
+use trellis_domain::pql::{Field, Query};
 use trellis_domain::run::RunKind;
 use uuid::Uuid;
 
@@ -286,8 +286,15 @@ fn order_by(sort: &RunSort, backend: crate::Backend, first: usize) -> pql::Filte
         binds.extend(value.binds);
         let direction = if key.descending { "DESC" } else { "ASC" };
         // Both databases take NULLS LAST (their defaults differ), and the
-        // value is computed once per row (a metric is a subquery).
-        parts.push(format!("{} {direction} NULLS LAST", value.sql));
+        // value is computed once per row (a metric is a subquery). A column
+        // that is never NULL goes without it, so PostgreSQL can walk an
+        // index backwards for `-created_at` instead of sorting the project.
+        let never_null = matches!(
+            key.field,
+            Field::Status | Field::Uuid | Field::Description | Field::CreatedAt | Field::UpdatedAt
+        );
+        let nulls = if never_null { "" } else { " NULLS LAST" };
+        parts.push(format!("{} {direction}{nulls}", value.sql));
         last_descending = key.descending;
     }
     parts.push(format!(

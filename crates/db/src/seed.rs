@@ -94,3 +94,12 @@ pub async fn runs(db: &Db, project_id: i64, count: usize, now: DateTime<Utc>) ->
     });
     Ok(())
 }
+
+/// Refreshes the planner's statistics after a bulk load, as PostgreSQL's
+/// autovacuum does on its own a little later.
+pub async fn analyze(db: &Db) -> DbResult<()> {
+    with_pool!(db, |pool| {
+        sqlx::query("ANALYZE").execute(pool).await?;
+    });
+    Ok(())
+}
