@@ -58,6 +58,12 @@ pub struct ChartOptions {
     pub smoothing: RwSignal<f64>,
 }
 
+impl Default for ChartOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ChartOptions {
     pub fn new() -> Self {
         Self {

@@ -381,8 +381,7 @@ pub async fn list(
             Some(count) => count,
             None => {
                 bind_filter!(
-                    sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone()))
-                        .bind(project_id),
+                    sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone())).bind(project_id),
                     binds
                 )
                 .fetch_one(pool)
