@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use trellis_api_types as wire;
 use trellis_charts::parallel::{self, Axis, Value};
 use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
@@ -19,13 +19,9 @@ use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
 use super::api::{CompareData, compare_view};
 use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart};
 use super::pages::follow_project;
+use super::param;
 use super::tracking::{number, throttled};
 use crate::ui::{ErrorView, StatusBadge};
-
-fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
-    let params = use_params_map();
-    move || params.read().get(name).unwrap_or_default()
-}
 
 /// A run's display name: its name, or the start of its uuid.
 fn label(run: &wire::Run) -> String {

@@ -3,18 +3,13 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Outlet};
-use leptos_router::hooks::use_params_map;
 use trellis_api_types as wire;
 
 use super::api::{RunPageData, run_logs, run_view};
+use super::param;
 use crate::error::AppError;
 use crate::projects::pages::Tags;
 use crate::ui::{EmptyState, ErrorView, StatusBadge, format_duration, format_time};
-
-fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
-    let params = use_params_map();
-    move || params.read().get(name).unwrap_or_default()
-}
 
 /// `/{owner}/{project}/runs/{uuid}/...`: the run's header and tabs; the
 /// active tab renders in the outlet.

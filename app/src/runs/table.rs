@@ -13,20 +13,17 @@ use std::collections::HashMap;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::{A, Form};
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use trellis_api_types as wire;
 use trellis_domain::columns::{self, Agg, Column};
+use trellis_domain::pql::FIELD_NAMES;
 
 use super::api::{BulkAction, BulkRuns, PAGE_SIZE, ProjectPageData, project_view};
 use super::pages::follow_statuses;
+use super::param;
 use super::tracking::number;
 use crate::projects::pages::Tags;
 use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
-
-fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
-    let params = use_params_map();
-    move || params.read().get(name).unwrap_or_default()
-}
 
 /// `/{owner}/{project}`: a project and its runs.
 #[component]
@@ -238,22 +235,6 @@ fn ProjectContent(
     }
 }
 
-/// Fields every run has, offered first by the query completion.
-const RUN_FIELDS: [&str; 12] = [
-    "status",
-    "kind",
-    "name",
-    "description",
-    "uuid",
-    "tags",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "duration",
-    "wait_time",
-];
-
 /// The query's last term being typed: after the last comma, unless it has
 /// reached its value (a colon).
 fn last_term(text: &str) -> Option<(usize, &str)> {
@@ -269,8 +250,10 @@ fn last_term(text: &str) -> Option<(usize, &str)> {
 fn completions(term: &str, fields: &wire::ProjectFields) -> Vec<String> {
     let (negation, term) = term.strip_prefix('~').map_or(("", term), |t| ("~", t));
     let needle = term.to_lowercase();
-    let all = RUN_FIELDS
+    // Run fields first; prefixes (`params.`) come with the names below.
+    let all = FIELD_NAMES
         .iter()
+        .filter(|f| !f.ends_with('.'))
         .map(|f| (*f).to_owned())
         .chain(fields.params.iter().map(|k| format!("params.{k}")))
         .chain(fields.metrics.iter().map(|k| format!("metrics.{k}")))

@@ -8,19 +8,15 @@
 
 use leptos::prelude::*;
 use leptos_router::components::A;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use trellis_api_types as wire;
 use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
 
 use super::api::{metric_keys, run_artifacts, run_metrics};
 use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart};
 use super::pages::follow_project;
+use super::param;
 use crate::ui::{EmptyState, ErrorView};
-
-fn param(name: &'static str) -> impl Fn() -> String + Copy + Send + Sync + 'static {
-    let params = use_params_map();
-    move || params.read().get(name).unwrap_or_default()
-}
 
 /// A number as a table shows it: up to 6 significant digits.
 pub(crate) fn number(value: Option<f64>) -> String {

@@ -165,7 +165,9 @@ impl Field {
     }
 }
 
-const FIELD_NAMES: &[&str] = &[
+/// Every field name the language accepts; a trailing `.` marks a prefix
+/// (`params.lr`). Errors suggest from it, the dashboard completes from it.
+pub const FIELD_NAMES: &[&str] = &[
     "status",
     "kind",
     "name",
