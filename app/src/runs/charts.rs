@@ -127,6 +127,22 @@ pub fn ChartControls(options: ChartOptions) -> impl IntoView {
     }
 }
 
+/// Where the pointer of `ev` is inside the SVG drawn in `surface`, in the
+/// SVG's units (`size` is its viewBox): the drawing scales with its box.
+pub(crate) fn svg_point(
+    surface: NodeRef<Div>,
+    ev: &leptos::ev::MouseEvent,
+    size: (f64, f64),
+) -> Option<(f64, f64)> {
+    let rect = surface.get()?.get_bounding_client_rect();
+    (rect.width() > 0.0 && rect.height() > 0.0).then(|| {
+        (
+            (f64::from(ev.client_x()) - rect.left()) / rect.width() * size.0,
+            (f64::from(ev.client_y()) - rect.top()) / rect.height() * size.1,
+        )
+    })
+}
+
 /// A run drawn in a chart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChartRun {
@@ -309,14 +325,10 @@ fn ChartBody(
     let hover = RwSignal::new(None::<f64>);
     let drag = RwSignal::new(None::<(f64, f64)>);
     let surface = NodeRef::<Div>::new();
-    // The pointer's horizontal position in SVG units.
-    let pointer_x = move |client_x: i32| -> Option<f64> {
-        let rect = surface.get()?.get_bounding_client_rect();
-        (rect.width() > 0.0)
-            .then(|| (f64::from(client_x) - rect.left()) / rect.width() * f64::from(WIDTH))
-    };
+    let size = (f64::from(WIDTH), f64::from(HEIGHT));
+    let pointer_x = move |ev: &leptos::ev::MouseEvent| svg_point(surface, ev, size).map(|p| p.0);
     let on_move = move |ev: leptos::ev::MouseEvent| {
-        let (Some(px), Some(frame)) = (pointer_x(ev.client_x()), frame()) else {
+        let (Some(px), Some(frame)) = (pointer_x(&ev), frame()) else {
             return;
         };
         hover.set(Some(frame.x_at(px)));
@@ -325,7 +337,7 @@ fn ChartBody(
         }
     };
     let on_down = move |ev: leptos::ev::MouseEvent| {
-        if let Some(px) = pointer_x(ev.client_x()) {
+        if let Some(px) = pointer_x(&ev) {
             drag.set(Some((px, px)));
         }
     };

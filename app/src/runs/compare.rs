@@ -17,7 +17,7 @@ use trellis_charts::parallel::{self, Axis, Value};
 use trellis_domain::tracking::SYSTEM_METRIC_PREFIX;
 
 use super::api::{CompareData, compare_view};
-use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart};
+use super::charts::{ChartControls, ChartOptions, ChartRun, MetricChart, svg_point};
 use super::pages::follow_project;
 use super::param;
 use super::tracking::{number, throttled};
@@ -396,16 +396,7 @@ fn ParallelCoordinates(
     };
     let y_of = |p: f64| PC_BOTTOM - p * (PC_BOTTOM - PC_TOP);
     let p_of = |y: f64| ((PC_BOTTOM - y) / (PC_BOTTOM - PC_TOP)).clamp(0.0, 1.0);
-    // The pointer in SVG units.
-    let pointer = move |ev: &leptos::ev::MouseEvent| -> Option<(f64, f64)> {
-        let rect = surface.get()?.get_bounding_client_rect();
-        (rect.width() > 0.0).then(|| {
-            (
-                (f64::from(ev.client_x()) - rect.left()) / rect.width() * PC_WIDTH,
-                (f64::from(ev.client_y()) - rect.top()) / rect.height() * PC_HEIGHT,
-            )
-        })
-    };
+    let pointer = move |ev: &leptos::ev::MouseEvent| svg_point(surface, ev, (PC_WIDTH, PC_HEIGHT));
     let on_down = move |ev: leptos::ev::MouseEvent| {
         let Some((x, y)) = pointer(&ev) else { return };
         let count = layout.with_untracked(|(axes, _)| axes.len());
