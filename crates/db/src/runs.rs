@@ -274,35 +274,45 @@ pub async fn find(db: &Db, project_id: i64, uuid: Uuid) -> DbResult<Option<RunRo
     Ok(row)
 }
 
-/// `ORDER BY` text for `sort`, with its placeholders from `$first`: missing
-/// values last in both directions on both databases (their defaults
-/// differ), then the id as a tie-breaker so pages never overlap.
-fn order_by(sort: &RunSort, backend: crate::Backend, first: usize) -> pql::Filter {
-    let mut parts = Vec::with_capacity(sort.0.len() + 1);
+/// How a page is ordered: the sort values computed per run (`keys`, a
+/// SELECT list naming them `k0`, `k1`, ...), with their placeholders from
+/// `$first`, and the `ORDER BY` over those names (`order`, missing values
+/// last in both directions on both databases, whose defaults differ; then
+/// the id as a tie-breaker so pages never overlap).
+struct Ordering {
+    keys: String,
+    order: String,
+    binds: Vec<Bind>,
+}
+
+fn ordering(sort: &RunSort, backend: crate::Backend, first: usize) -> Ordering {
+    let mut keys = Vec::with_capacity(sort.0.len());
+    let mut order = Vec::with_capacity(sort.0.len() + 1);
     let mut binds = Vec::new();
     let mut last_descending = true;
-    for key in &sort.0 {
+    for (i, key) in sort.0.iter().enumerate() {
         let value = pql::sort_expression(&key.field, backend, first + binds.len());
         binds.extend(value.binds);
+        keys.push(format!(", {} AS k{i}", value.sql));
         let direction = if key.descending { "DESC" } else { "ASC" };
-        // Both databases take NULLS LAST (their defaults differ), and the
-        // value is computed once per row (a metric is a subquery). A column
-        // that is never NULL goes without it, so PostgreSQL can walk an
-        // index backwards for `-created_at` instead of sorting the project.
+        // A column that is never NULL goes without NULLS LAST, so the
+        // databases can walk an index for `-created_at` instead of sorting
+        // the project.
         let never_null = matches!(
             key.field,
             Field::Status | Field::Uuid | Field::Description | Field::CreatedAt | Field::UpdatedAt
         );
         let nulls = if never_null { "" } else { " NULLS LAST" };
-        parts.push(format!("{} {direction}{nulls}", value.sql));
+        order.push(format!("{{t}}.k{i} {direction}{nulls}"));
         last_descending = key.descending;
     }
-    parts.push(format!(
-        "r.id {}",
+    order.push(format!(
+        "{{t}}.id {}",
         if last_descending { "DESC" } else { "ASC" }
     ));
-    pql::Filter {
-        sql: parts.join(", "),
+    Ordering {
+        keys: keys.concat(),
+        order: order.join(", "),
         binds,
     }
 }
@@ -334,29 +344,46 @@ pub async fn list(
     offset: u64,
 ) -> DbResult<(Vec<RunRow>, u64)> {
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let filter = filter.map(|query| pql::compile(query, db.backend(), 2));
+    let filter = filter.map(|query| pql::compile(query, db.backend(), "$1", 2));
     let (condition, binds) = match &filter {
         Some(filter) => (format!(" AND {}", filter.sql), filter.binds.as_slice()),
         None => (String::new(), &[][..]),
     };
-    let order = order_by(sort, db.backend(), 2 + binds.len());
+    let order = ordering(sort, db.backend(), 2 + binds.len());
     let limit_at = 2 + binds.len() + order.binds.len();
-    // With a filter, the page carries the count (`COUNT(*) OVER ()`), so
-    // the filter is evaluated in one pass over the project, not two.
-    // Without one, the live-runs index counts and pages cheaply apart.
-    let total = if filter.is_some() {
-        ", COUNT(*) OVER () AS total_count"
-    } else {
-        ""
-    };
-    // Safe: the text is built from constant column names and operators only;
-    // every user value is a bound parameter.
-    let page_sql = format!(
-        "{}{total} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition} ORDER BY {} LIMIT ${limit_at} OFFSET ${}",
-        run_columns!(),
-        order.sql,
-        limit_at + 1
+    let offset_at = limit_at + 1;
+    let (keys, page_order, outer_order) = (
+        &order.keys,
+        order.order.replace("{t}", "m"),
+        order.order.replace("{t}", "page"),
     );
+    // Two phases: the matching runs are found and sorted as narrow rows
+    // (id and sort values), and only the page's runs are read whole. With
+    // a filter, the matches are kept (MATERIALIZED) and counted from there,
+    // so the filter runs once; without one, the newest-first page walks
+    // the live-runs index and stops, and the count is a separate index
+    // count. Safe: the text is built from constant column names and
+    // operators only; every user value is a bound parameter.
+    let matched = format!(
+        "SELECT r.id{keys} FROM runs r WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition}"
+    );
+    let page_sql = if filter.is_some() {
+        format!(
+            "WITH m AS MATERIALIZED ({matched}),
+             page AS MATERIALIZED (SELECT * FROM m ORDER BY {page_order} LIMIT ${limit_at} OFFSET ${offset_at})
+             {}, (SELECT COUNT(*) FROM m) AS total_count
+             FROM page JOIN runs r ON r.id = page.id JOIN projects p ON p.id = r.project_id
+             ORDER BY {outer_order}",
+            run_columns!()
+        )
+    } else {
+        format!(
+            "WITH page AS MATERIALIZED (SELECT * FROM ({matched}) m ORDER BY {page_order} LIMIT ${limit_at} OFFSET ${offset_at})
+             {} FROM page JOIN runs r ON r.id = page.id JOIN projects p ON p.id = r.project_id
+             ORDER BY {outer_order}",
+            run_columns!()
+        )
+    };
     let count_sql = format!(
         "SELECT COUNT(*) FROM runs r WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition}"
     );

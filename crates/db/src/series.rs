@@ -98,10 +98,15 @@ pub(crate) fn batch_buckets(points: &[NewPoint]) -> Vec<(&str, u8, Bucket)> {
         .collect()
 }
 
-/// Merges a batch's buckets into the stored ones; `{rows}` is the VALUES
-/// list. In SET, `run_metric_buckets.*` are the stored values on both
+/// The INSERT a batch's buckets are written with, before its VALUES list.
+pub(crate) const UPSERT_INTO: &str =
+    "INSERT INTO run_metric_buckets (run_id, key, level, bucket, count, min_value, min_step,
+         min_timestamp, max_value, max_step, max_timestamp) ";
+
+/// What follows the VALUES list: merges a batch's buckets into the stored
+/// ones. In SET, `run_metric_buckets.*` are the stored values on both
 /// databases and `excluded` the batch's.
-pub(crate) fn upsert_sql(rows: &str) -> String {
+pub(crate) fn upsert_conflict() -> String {
     // Ties go to the earlier step, whatever order the batches came in.
     let lower = "(excluded.min_value IS NOT NULL AND (run_metric_buckets.min_value IS NULL
         OR excluded.min_value < run_metric_buckets.min_value
@@ -117,10 +122,7 @@ pub(crate) fn upsert_sql(rows: &str) -> String {
         )
     };
     format!(
-        "INSERT INTO run_metric_buckets (run_id, key, level, bucket, count, min_value, min_step,
-             min_timestamp, max_value, max_step, max_timestamp)
-         VALUES {rows}
-         ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET
+        " ON CONFLICT (run_id, key, level, bucket) DO UPDATE SET
            count = run_metric_buckets.count + excluded.count,
            {}, {}, {}, {}, {}, {}",
         pick(lower, "min_value"),

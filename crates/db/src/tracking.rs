@@ -62,7 +62,11 @@ pub struct Summary {
 /// Rows per INSERT: 6 binds each stays far below SQLite's 32,766 limit.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Buckets per upsert: 11 binds each.
+/// Buckets per upsert: 11 binds each. Multi-row statements are built with
+/// `QueryBuilder`, whose SQLite placeholders are `?`: SQLite looks each
+/// named `$N` up in a list at prepare and bind time, quadratic in the
+/// number of parameters (0.6 s for 7,700 of them, measured), where `?`
+/// costs nothing.
 const BUCKETS_PER_UPSERT: usize = 1000;
 
 /// A param value as text, the way MLflow compares and shows it.
@@ -191,19 +195,13 @@ pub async fn log_batch(
         let summaries = batch_summaries(&batch.metrics);
         let summaries: Vec<_> = summaries.into_iter().collect();
         for chunk in summaries.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", crate::runs::bind_list(9, 1 + i * 9)))
-                .collect();
             let newer = "(excluded.last_step > run_metric_summaries.last_step
                   OR (excluded.last_step = run_metric_summaries.last_step
                       AND excluded.last_timestamp >= run_metric_summaries.last_timestamp))";
             // In SET, `run_metric_summaries.*` are the stored (old) values on
             // both databases; `excluded` is this batch's summary.
             let sql = format!(
-                "INSERT INTO run_metric_summaries (run_id, key, last_value, last_is_nan, last_step,
-                     last_timestamp, min_value, max_value, count)
-                 VALUES {}
-                 ON CONFLICT (run_id, key) DO UPDATE SET
+                " ON CONFLICT (run_id, key) DO UPDATE SET
                   last_value = CASE WHEN {newer} THEN excluded.last_value ELSE run_metric_summaries.last_value END,
                   last_is_nan = CASE WHEN {newer} THEN excluded.last_is_nan ELSE run_metric_summaries.last_is_nan END,
                   last_timestamp = CASE WHEN {newer} THEN excluded.last_timestamp ELSE run_metric_summaries.last_timestamp END,
@@ -214,47 +212,45 @@ pub async fn log_batch(
                   max_value = CASE WHEN excluded.max_value IS NOT NULL
                        AND (run_metric_summaries.max_value IS NULL OR excluded.max_value > run_metric_summaries.max_value)
                        THEN excluded.max_value ELSE run_metric_summaries.max_value END,
-                  count = run_metric_summaries.count + excluded.count",
-                rows.join(", ")
+                  count = run_metric_summaries.count + excluded.count"
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (key, s) in chunk {
-                query = query
-                    .bind(run_id)
-                    .bind(*key)
-                    .bind(s.last.value)
-                    .bind(s.last.is_nan)
-                    .bind(s.step)
-                    .bind(s.timestamp)
-                    .bind(s.min)
-                    .bind(s.max)
-                    .bind(s.count);
-            }
-            query.execute(&mut *tx).await?;
+            let mut upsert = sqlx::QueryBuilder::new(
+                "INSERT INTO run_metric_summaries (run_id, key, last_value, last_is_nan, last_step,
+                     last_timestamp, min_value, max_value, count) ",
+            );
+            upsert.push_values(chunk, |mut row, (key, s)| {
+                row.push_bind(run_id)
+                    .push_bind(*key)
+                    .push_bind(s.last.value)
+                    .push_bind(s.last.is_nan)
+                    .push_bind(s.step)
+                    .push_bind(s.timestamp)
+                    .push_bind(s.min)
+                    .push_bind(s.max)
+                    .push_bind(s.count);
+            });
+            upsert.push(sql);
+            upsert.build().execute(&mut *tx).await?;
         }
         let buckets = crate::series::batch_buckets(&batch.metrics);
+        let conflict = crate::series::upsert_conflict();
         for chunk in buckets.chunks(BUCKETS_PER_UPSERT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| format!("({})", crate::runs::bind_list(11, 1 + i * 11)))
-                .collect();
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(crate::series::upsert_sql(
-                &rows.join(", "),
-            )));
-            for (key, level, b) in chunk {
-                query = query
-                    .bind(run_id)
-                    .bind(*key)
-                    .bind(i16::from(*level))
-                    .bind(b.bucket)
-                    .bind(b.count)
-                    .bind(b.min.map(|e| e.value))
-                    .bind(b.min.map(|e| e.step))
-                    .bind(b.min.map(|e| e.timestamp))
-                    .bind(b.max.map(|e| e.value))
-                    .bind(b.max.map(|e| e.step))
-                    .bind(b.max.map(|e| e.timestamp));
-            }
-            query.execute(&mut *tx).await?;
+            let mut upsert = sqlx::QueryBuilder::new(crate::series::UPSERT_INTO);
+            upsert.push_values(chunk, |mut row, (key, level, b)| {
+                row.push_bind(run_id)
+                    .push_bind(*key)
+                    .push_bind(i16::from(*level))
+                    .push_bind(b.bucket)
+                    .push_bind(b.count)
+                    .push_bind(b.min.map(|e| e.value))
+                    .push_bind(b.min.map(|e| e.step))
+                    .push_bind(b.min.map(|e| e.timestamp))
+                    .push_bind(b.max.map(|e| e.value))
+                    .push_bind(b.max.map(|e| e.step))
+                    .push_bind(b.max.map(|e| e.timestamp));
+            });
+            upsert.push(&conflict);
+            upsert.build().execute(&mut *tx).await?;
         }
         if let Some(name) = &batch.name {
             sqlx::query("UPDATE runs SET name = $2 WHERE id = $1")

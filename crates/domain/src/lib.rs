@@ -14,11 +14,13 @@
 //! - [`listing`]: pagination bounds and the sort expressions of run lists.
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 //! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
+//! - [`dag`]: which operations of a DAG run start, skip or fail upstream.
 //! - [`scheduling`]: which waiting runs start next (queues, priorities, limits).
 //! - [`tracking`]: metric, param and tag rules, artifact paths, downsampling.
 //! - [`mlflow`]: MLflow's search syntax and statuses, mapped onto Trellis.
 
 pub mod columns;
+pub mod dag;
 pub mod lifecycle;
 pub mod listing;
 pub mod logs;

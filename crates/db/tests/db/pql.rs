@@ -379,3 +379,88 @@ fn sql_and_the_in_memory_predicate_agree_on_sqlite() {
 fn sql_and_the_in_memory_predicate_agree_on_postgres() {
     sql_and_memory_agree(|| Box::pin(TestDb::postgres()));
 }
+
+/// Params logged after a run was created (an MLflow `log-param`) and
+/// outputs merged later are found by `params.*` / `outputs.*` terms: the
+/// indexed `run_fields` rows follow every write of `inputs` and `outputs`.
+async fn fields_follow_later_writes(test_db: TestDb) {
+    let db = test_db.db.clone();
+    let project = projects::insert(
+        &db,
+        &NewProject {
+            uuid: Uuid::new_v4(),
+            owner: "default",
+            name: "later",
+            description: "",
+            tags: &[],
+            experiment_name: None,
+            now: base(),
+        },
+    )
+    .await
+    .unwrap();
+    let inputs: JsonObject = [("lr".to_owned(), json!(0.1))].into_iter().collect();
+    let row = runs::insert(
+        &db,
+        &NewRun {
+            uuid: Uuid::new_v4(),
+            project_id: project.id,
+            name: None,
+            description: "",
+            tags: &[],
+            kind: None,
+            content: "",
+            queue: None,
+            inputs: &inputs,
+            original: None,
+            status: RunStatus::Created,
+            now: base(),
+        },
+    )
+    .await
+    .unwrap();
+    let find = |text: &'static str| {
+        let db = db.clone();
+        async move {
+            let query = Query::parse(text).unwrap().unwrap();
+            runs::list(&db, project.id, Some(&query), &RunSort::default(), 10, 0)
+                .await
+                .unwrap()
+                .1
+        }
+    };
+    assert_eq!(find("params.lr:0.1").await, 1);
+    assert_eq!(find("params.optimizer:adam").await, 0);
+    let batch = trellis_db::tracking::Batch {
+        params: vec![("optimizer".to_owned(), json!("adam"))],
+        ..Default::default()
+    };
+    trellis_db::tracking::log_batch(&db, row.id, &batch, base())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(find("params.optimizer:adam").await, 1);
+    assert_eq!(find("params.optimizer:~adam, params.lr:<1").await, 0);
+    let outputs: JsonObject = [("acc".to_owned(), json!(0.93))].into_iter().collect();
+    runs::merge_outputs(&db, row.id, &outputs, base())
+        .await
+        .unwrap();
+    assert_eq!(find("outputs.acc:>0.9").await, 1);
+    let outputs: JsonObject = [("acc".to_owned(), json!("n/a"))].into_iter().collect();
+    runs::merge_outputs(&db, row.id, &outputs, base())
+        .await
+        .unwrap();
+    assert_eq!(find("outputs.acc:>0.9").await, 0);
+    assert_eq!(find("outputs.acc:n/a").await, 1);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn fields_follow_later_writes_on_sqlite() {
+    fields_follow_later_writes(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn fields_follow_later_writes_on_postgres() {
+    fields_follow_later_writes(TestDb::postgres().await).await;
+}
