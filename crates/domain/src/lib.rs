@@ -15,6 +15,7 @@
 //! - [`pql`]: the Polyaxon query language: parser and in-memory evaluation.
 //! - [`spec`]: the Polyaxonfile v1.1 spec: parse, check, compile.
 //! - [`dag`]: which operations of a DAG run start, skip or fail upstream.
+//! - [`sweep`]: matrix search spaces and the optimizers' decisions.
 //! - [`scheduling`]: which waiting runs start next (queues, priorities, limits).
 //! - [`tracking`]: metric, param and tag rules, artifact paths, downsampling.
 //! - [`mlflow`]: MLflow's search syntax and statuses, mapped onto Trellis.
@@ -31,4 +32,5 @@ pub mod run;
 pub mod scheduling;
 pub mod series;
 pub mod spec;
+pub mod sweep;
 pub mod tracking;
