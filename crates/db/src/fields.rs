@@ -61,8 +61,11 @@ pub async fn run_ids(db: &Db, project_id: i64, uuids: &[Uuid]) -> DbResult<Vec<(
     if uuids.is_empty() {
         return Ok(Vec::new());
     }
+    // `+project_id`: the project's index must not be chosen over the uuid
+    // one (SQLite without statistics did: a scan of the project's 100k
+    // runs, 36 ms, instead of 50 lookups).
     let sql = format!(
-        "SELECT uuid, id FROM runs WHERE project_id = $1 AND deleted_at IS NULL AND uuid IN ({})",
+        "SELECT uuid, id FROM runs WHERE +project_id = $1 AND deleted_at IS NULL AND uuid IN ({})",
         crate::runs::bind_list(uuids.len(), 2)
     );
     let rows = with_pool!(db, |pool| {

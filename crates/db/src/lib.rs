@@ -101,7 +101,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(15));
+            .busy_timeout(Duration::from_secs(15))
+            // Pooled connections are recycled (idle and lifetime limits),
+            // so this keeps the planner's statistics fresh as data grows.
+            .optimize_on_close(true, 1000);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -123,7 +126,14 @@ impl Db {
     /// Applies pending migrations of this backend.
     pub async fn migrate(&self) -> DbResult<()> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+            Db::Sqlite(pool) => {
+                SQLITE_MIGRATOR.run(pool).await?;
+                // Statistics for the planner (SQLite keeps none unless
+                // asked): ANALYZE, sampled, of the tables that changed.
+                sqlx::query("PRAGMA optimize = 0x10002")
+                    .execute(pool)
+                    .await?;
+            }
             Db::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
         }
         Ok(())

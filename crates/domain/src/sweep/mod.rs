@@ -9,6 +9,7 @@
 //! - [`gp`]: the `bayes` matrix's Gaussian process and acquisition.
 //! - [`lbfgs`]: the box-bounded minimizer both fit and acquisition use.
 //! - [`tpe`]: the `hyperopt` matrix's Tree-structured Parzen Estimator.
+//! - [`stopping`]: early stopping of sweeps and of trials that fall behind.
 //! - [`special`]: normal-distribution functions in log form.
 //! - [`hyperband`]: Li et al.'s brackets and rung promotions.
 
@@ -20,6 +21,7 @@ pub mod lbfgs;
 pub mod rng;
 pub mod space;
 pub mod special;
+pub mod stopping;
 pub mod tpe;
 
 use space::Suggestion;

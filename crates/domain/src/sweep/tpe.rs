@@ -63,8 +63,15 @@ fn weights(n: usize) -> Vec<f64> {
 /// One mixture component on one axis.
 #[derive(Debug, Clone)]
 enum Kernel {
-    /// Truncated normal on `[0, 1]`, with its log normalizer.
-    Normal { mu: f64, sigma: f64, ln_mass: f64 },
+    /// Truncated normal on `[0, 1]`: `ln_norm` is `ln σ + ½ ln 2π` plus
+    /// the log of its mass inside the box, computed once (the density is
+    /// evaluated for every candidate × component × axis).
+    Normal {
+        mu: f64,
+        sigma: f64,
+        inv_sigma: f64,
+        ln_norm: f64,
+    },
     /// Log probabilities of each category.
     Categorical(Vec<f64>),
 }
@@ -75,15 +82,21 @@ impl Kernel {
         Kernel::Normal {
             mu,
             sigma,
-            ln_mass: mass.max(1e-300).ln(),
+            inv_sigma: 1.0 / sigma,
+            ln_norm: sigma.ln() + 0.5 * (2.0 * std::f64::consts::PI).ln() + mass.max(1e-300).ln(),
         }
     }
 
     fn ln_density(&self, x: f64) -> f64 {
         match self {
-            Kernel::Normal { mu, sigma, ln_mass } => {
-                let z = (x - mu) / sigma;
-                -0.5 * z * z - sigma.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln() - ln_mass
+            Kernel::Normal {
+                mu,
+                inv_sigma,
+                ln_norm,
+                ..
+            } => {
+                let z = (x - mu) * inv_sigma;
+                -0.5 * z * z - ln_norm
             }
             Kernel::Categorical(ln_p) => ln_p[(x as usize).min(ln_p.len() - 1)],
         }
