@@ -32,6 +32,9 @@ use trellis_domain::sweep::tpe::{self, TpeConfig};
 
 type Objective = fn(&[f64]) -> f64;
 
+/// Name, objective, bounds, optimum.
+type Function = (&'static str, Objective, Vec<(f64, f64)>, f64);
+
 fn branin(x: &[f64]) -> f64 {
     let (x1, x2) = (x[0], x[1]);
     let pi = std::f64::consts::PI;
@@ -73,7 +76,7 @@ fn rosenbrock(x: &[f64]) -> f64 {
 }
 
 /// Name, objective, bounds, optimum (the same as the Python side's).
-fn functions() -> Vec<(&'static str, Objective, Vec<(f64, f64)>, f64)> {
+fn functions() -> Vec<Function> {
     vec![
         (
             "branin",

@@ -616,7 +616,9 @@ mod tests {
         );
         assert!((at[0] - 0.3).abs() < 0.1, "{at:?}");
         // A lie at the suggestion pushes the next one away from it.
-        let lied = gp.with_points(&[at.clone()], &[gp.best]).unwrap();
+        let lied = gp
+            .with_points(std::slice::from_ref(&at), &[gp.best])
+            .unwrap();
         let next = maximize_acquisition(
             &lied,
             Acquisition::Ei { xi: 0.0 },
