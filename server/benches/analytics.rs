@@ -50,6 +50,7 @@ async fn new_run(db: &Db, project_id: i64, name: &str) -> (i64, Uuid) {
     let row = runs::insert(
         db,
         &runs::NewRun {
+            pipeline: None,
             uuid: Uuid::new_v4(),
             project_id,
             name: Some(name),

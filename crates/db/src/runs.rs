@@ -52,6 +52,20 @@ pub struct RunRow {
     pub cloning_kind: Option<String>,
     /// When MLflow deleted it (restorable); `None` if live.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The pipeline (matrix or dag controller) that created it.
+    pub pipeline: Option<PipelineLink>,
+}
+
+/// Where a run sits in the pipeline that created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineLink {
+    /// The controller run's row id and uuid.
+    pub id: i64,
+    pub uuid: Uuid,
+    /// The dag operation it executes.
+    pub op: Option<String>,
+    /// Its position among a sweep's trials.
+    pub index: Option<i64>,
 }
 
 /// The columns [`decode_run`] reads.
@@ -60,7 +74,9 @@ macro_rules! run_columns {
         "SELECT r.id, r.uuid, r.project_id, p.owner, p.name AS project, r.name, r.description,
                 r.tags, r.kind, r.status, r.content, r.queue, r.inputs, r.outputs, r.created_at,
                 r.updated_at, r.started_at, r.finished_at, r.wait_time, r.duration,
-                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind, r.deleted_at"
+                r.executor, r.pid, r.heartbeat_at, r.original_uuid, r.cloning_kind, r.deleted_at,
+                r.pipeline_id, (SELECT pp.uuid FROM runs pp WHERE pp.id = r.pipeline_id) AS pipeline_uuid,
+                r.pipeline_op, r.pipeline_index"
     };
 }
 
@@ -137,6 +153,15 @@ where
         original: row.try_get("original_uuid")?,
         cloning_kind: row.try_get("cloning_kind")?,
         deleted_at: row.try_get("deleted_at")?,
+        pipeline: match (row.try_get::<Option<i64>, _>("pipeline_id")?, row.try_get::<Option<Uuid>, _>("pipeline_uuid")?) {
+            (Some(id), Some(uuid)) => Some(PipelineLink {
+                id,
+                uuid,
+                op: row.try_get("pipeline_op")?,
+                index: row.try_get("pipeline_index")?,
+            }),
+            _ => None,
+        },
     })
 }
 
@@ -159,6 +184,9 @@ pub struct NewRun<'a> {
     /// `created`, or `running` for a run an outside client (MLflow) runs.
     pub status: RunStatus,
     pub now: DateTime<Utc>,
+    /// The controller that creates it: its row id, the dag operation, the
+    /// trial index.
+    pub pipeline: Option<(i64, Option<&'a str>, Option<i64>)>,
 }
 
 /// Inserts a run in its first status together with its first condition.
@@ -170,8 +198,10 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
                                queue, inputs, outputs, created_at, updated_at,
-                               original_uuid, cloning_kind, started_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)
+                               original_uuid, cloning_kind, started_at,
+                               pipeline_id, pipeline_op, pipeline_index)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15,
+                     $16, $17, $18)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -189,6 +219,9 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.original.map(|(uuid, _)| uuid))
         .bind(new.original.map(|(_, kind)| kind))
         .bind(started_at)
+        .bind(new.pipeline.map(|(id, _, _)| id))
+        .bind(new.pipeline.and_then(|(_, op, _)| op))
+        .bind(new.pipeline.and_then(|(_, _, index)| index))
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -231,6 +264,34 @@ pub async fn find_any(db: &Db, uuid: Uuid) -> DbResult<Option<RunRow>> {
 
 /// Runs of every project in one of `statuses`, least recently changed
 /// first (the scheduler's work list), at most `limit`.
+/// The runs `pipeline_id` created, oldest first (trials by index).
+pub async fn children(db: &Db, pipeline_id: i64) -> DbResult<Vec<RunRow>> {
+    let sql = concat!(
+        run_select!(),
+        " WHERE r.pipeline_id = $1 ORDER BY r.pipeline_index, r.id"
+    );
+    let rows = with_pool!(db, |pool| {
+        let rows = sqlx::query(sql).bind(pipeline_id).fetch_all(pool).await?;
+        rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
+/// Active pipeline controllers (`matrix` and `dag` runs) and those asked
+/// to stop: the runs the scheduler drives each tick.
+pub async fn controllers(db: &Db, limit: u32) -> DbResult<Vec<RunRow>> {
+    let sql = concat!(
+        run_select!(),
+        " WHERE r.kind IN ('matrix', 'dag') AND r.status IN ('running', 'stopping')
+         ORDER BY r.id LIMIT $1"
+    );
+    let rows = with_pool!(db, |pool| {
+        let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
 pub async fn in_statuses(db: &Db, statuses: &[RunStatus], limit: u32) -> DbResult<Vec<RunRow>> {
     let sql = format!(
         "{} WHERE r.status IN ({}) ORDER BY r.updated_at, r.id LIMIT ${}",

@@ -550,6 +550,7 @@ impl Mlflow<'_> {
         let row = runs::insert(
             &self.services.db,
             &NewRun {
+                pipeline: None,
                 uuid: Uuid::new_v4(),
                 project_id: project.id,
                 name: Some(&name),

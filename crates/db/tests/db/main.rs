@@ -38,6 +38,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
     runs::insert(
         db,
         &NewRun {
+            pipeline: None,
             uuid: Uuid::new_v4(),
             project_id,
             name: Some(name),

@@ -203,6 +203,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
     let mut row = runs::insert(
         db,
         &NewRun {
+            pipeline: None,
             uuid,
             project_id,
             name: run.name.as_deref(),
@@ -403,6 +404,7 @@ async fn fields_follow_later_writes(test_db: TestDb) {
     let row = runs::insert(
         &db,
         &NewRun {
+            pipeline: None,
             uuid: Uuid::new_v4(),
             project_id: project.id,
             name: None,

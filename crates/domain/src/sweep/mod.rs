@@ -12,12 +12,14 @@
 //! - [`stopping`]: early stopping of sweeps and of trials that fall behind.
 //! - [`special`]: normal-distribution functions in log form.
 //! - [`hyperband`]: Li et al.'s brackets and rung promotions.
+//! - [`plan`]: a `matrix:` as an algorithm, and which trials to create next.
 
 pub mod axes;
 pub mod bayes;
 pub mod gp;
 pub mod hyperband;
 pub mod lbfgs;
+pub mod plan;
 pub mod rng;
 pub mod space;
 pub mod special;
