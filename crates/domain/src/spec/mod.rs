@@ -12,6 +12,7 @@
 
 pub mod compile;
 mod error;
+pub mod pipeline;
 pub mod raw;
 mod template;
 mod types;
