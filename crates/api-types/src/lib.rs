@@ -103,6 +103,15 @@ pub struct Run {
     /// `restart` or `copy`, with `original`.
     #[serde(default)]
     pub cloning_kind: Option<String>,
+    /// The matrix or dag run that created this one.
+    #[serde(default)]
+    pub pipeline: Option<Uuid>,
+    /// The dag operation this run executes.
+    #[serde(default)]
+    pub pipeline_op: Option<String>,
+    /// The trial's index in its sweep (0, 1, ...).
+    #[serde(default)]
+    pub pipeline_index: Option<i64>,
 }
 
 /// Body of `POST /api/v1/{owner}/{project}/runs`.

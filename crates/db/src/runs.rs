@@ -153,7 +153,10 @@ where
         original: row.try_get("original_uuid")?,
         cloning_kind: row.try_get("cloning_kind")?,
         deleted_at: row.try_get("deleted_at")?,
-        pipeline: match (row.try_get::<Option<i64>, _>("pipeline_id")?, row.try_get::<Option<Uuid>, _>("pipeline_uuid")?) {
+        pipeline: match (
+            row.try_get::<Option<i64>, _>("pipeline_id")?,
+            row.try_get::<Option<Uuid>, _>("pipeline_uuid")?,
+        ) {
             (Some(id), Some(uuid)) => Some(PipelineLink {
                 id,
                 uuid,
@@ -286,7 +289,10 @@ pub async fn controllers(db: &Db, limit: u32) -> DbResult<Vec<RunRow>> {
          ORDER BY r.id LIMIT $1"
     );
     let rows = with_pool!(db, |pool| {
-        let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
         rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
     });
     Ok(rows)

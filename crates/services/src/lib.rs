@@ -16,6 +16,7 @@
 pub mod artifacts;
 pub mod error;
 pub mod mlflow;
+pub mod pipelines;
 pub mod projects;
 pub mod queues;
 pub mod runs;

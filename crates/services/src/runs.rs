@@ -9,7 +9,7 @@ use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
 use trellis_domain::pql::Query;
-use trellis_domain::run::RunId;
+use trellis_domain::run::{RunId, RunKind};
 use trellis_domain::spec::{self, Globals, NoFiles};
 use trellis_events::Event;
 
@@ -78,6 +78,9 @@ fn to_dto(row: RunRow) -> api::Run {
         duration: row.timing.duration,
         original: row.original,
         cloning_kind: row.cloning_kind,
+        pipeline: row.pipeline.as_ref().map(|p| p.uuid),
+        pipeline_op: row.pipeline.as_ref().and_then(|p| p.op.clone()),
+        pipeline_index: row.pipeline.as_ref().and_then(|p| p.index),
     }
 }
 
@@ -166,7 +169,33 @@ impl Runs<'_> {
         project: &str,
         input: api::CreateRun,
     ) -> ServiceResult<api::Run> {
-        self.create_from(owner, project, input, None).await
+        self.create_from(owner, project, input, None, None).await
+    }
+
+    /// Creates a run a pipeline controller asks for: a trial of a sweep
+    /// (`index`) or an operation of a dag (`op`).
+    pub(crate) async fn create_child(
+        &self,
+        controller: &RunRow,
+        input: api::CreateRun,
+        op: Option<&str>,
+        index: Option<i64>,
+    ) -> ServiceResult<RunRow> {
+        let run = self
+            .create_from(
+                &controller.owner,
+                &controller.project,
+                input,
+                None,
+                Some((controller.id, op, index)),
+            )
+            .await?;
+        self.row_of(run.uuid)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound {
+                entity: "run",
+                id: run.uuid.to_string(),
+            })
     }
 
     /// A new run with the spec, params, name, description and tags of the
@@ -188,7 +217,13 @@ impl Runs<'_> {
             params: Some(original.inputs.clone()),
         };
         let created = self
-            .create_from(at.owner, at.project, input, Some((original.uuid, kind)))
+            .create_from(
+                at.owner,
+                at.project,
+                input,
+                Some((original.uuid, kind)),
+                None,
+            )
             .await?;
         if kind == Cloning::Copy && !original.outputs.is_empty() {
             let row = runs::find_any(&self.services.db, created.uuid)
@@ -248,6 +283,7 @@ impl Runs<'_> {
         project: &str,
         input: api::CreateRun,
         original: Option<(uuid::Uuid, Cloning)>,
+        pipeline: Option<(i64, Option<&str>, Option<i64>)>,
     ) -> ServiceResult<api::Run> {
         let project = load_project(self.services, owner, project).await?;
         let content = input.content.unwrap_or_default();
@@ -308,13 +344,22 @@ impl Runs<'_> {
             name,
             description: &description,
             tags: &tags,
-            kind: compiled.as_ref().map(|c| c.kind),
+            // An operation with a matrix is a sweep: its run is the
+            // controller that creates the trials.
+            kind: compiled.as_ref().map(|c| {
+                if c.matrix.is_some() {
+                    RunKind::Matrix
+                } else {
+                    c.kind
+                }
+            }),
             content: &content,
             queue: compiled.as_ref().and_then(|c| c.queue.as_deref()),
             inputs: &inputs,
             original: original.map(|(uuid, kind)| (uuid, kind.as_str())),
             status: RunStatus::Created,
             now: self.services.now(),
+            pipeline,
         };
         let row = runs::insert(&self.services.db, &new).await?;
         tracing::info!(run.id = %row.uuid, project.name = %project.name, "created run {}", row.uuid);
@@ -332,6 +377,17 @@ impl Runs<'_> {
                 status: row.status,
             })
             .await;
+    }
+
+    /// The runs the pipeline at `at` (a matrix or dag run) created, in
+    /// order: trials by index, operations as they started.
+    pub async fn children(&self, at: RunRef<'_>) -> ServiceResult<Vec<api::Run>> {
+        let row = self.load(at).await?;
+        Ok(runs::children(&self.services.db, row.id)
+            .await?
+            .into_iter()
+            .map(to_dto)
+            .collect())
     }
 
     /// The run at `at`.

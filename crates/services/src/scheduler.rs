@@ -163,11 +163,15 @@ impl Scheduler {
     /// any more (this executor's processes die with, or outlive untracked,
     /// the server). Mark it failed, or stopped if a stop was asked, saying why.
     pub async fn recover(&self) -> ServiceResult<usize> {
-        let stale = self
+        let stale: Vec<RunRow> = self
             .services
             .runs()
             .in_statuses(&RunStatus::active(), 10_000)
-            .await?;
+            .await?
+            .into_iter()
+            // A controller has no process: it carries on from its children.
+            .filter(|run| !is_controller(run))
+            .collect();
         for run in &stale {
             // A process that outlived the server writes to nobody: end it.
             let killed = run
@@ -211,6 +215,25 @@ impl Scheduler {
             .in_statuses(&[RunStatus::Created, RunStatus::Resuming], 500)
             .await?
         {
+            if is_controller(&run) && !run.content.trim().is_empty() {
+                // A pipeline takes no slot: it starts at once and creates
+                // runs that queue like any other.
+                for (status, reason) in [
+                    (RunStatus::Compiled, "Compiled"),
+                    (RunStatus::Queued, "Queued"),
+                    (RunStatus::Scheduled, "Scheduled"),
+                    (RunStatus::Running, "Running"),
+                ] {
+                    if runs
+                        .advance(run.uuid, status, reason, None)
+                        .await?
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
+                continue;
+            }
             if !matches!(run.kind, Some(RunKind::Job | RunKind::Service))
                 || run.content.trim().is_empty()
             {
@@ -234,7 +257,12 @@ impl Scheduler {
                 outcome.queued.push(run.uuid);
             }
         }
-        let queued = runs.in_statuses(&[RunStatus::Queued], 1000).await?;
+        let queued: Vec<RunRow> = runs
+            .in_statuses(&[RunStatus::Queued], 1000)
+            .await?
+            .into_iter()
+            .filter(|run| !is_controller(run))
+            .collect();
         let queue_of = |run: &RunRow| {
             run.queue
                 .clone()
@@ -242,6 +270,9 @@ impl Scheduler {
         };
         let mut active: BTreeMap<String, u32> = BTreeMap::new();
         for run in runs.in_statuses(&RunStatus::active(), 10_000).await? {
+            if is_controller(&run) {
+                continue;
+            }
             *active.entry(queue_of(&run)).or_default() += 1;
         }
         let waiting: Vec<Waiting<Uuid>> = queued
@@ -322,6 +353,7 @@ impl Scheduler {
             }
             outcome.started.push(uuid);
         }
+        crate::pipelines::drive(&self.services).await?;
         self.forget_finished();
         Ok(outcome)
     }
@@ -392,6 +424,9 @@ impl Scheduler {
             .collect();
         let mut requeued = Vec::new();
         for run in runs.silent(&executing, self.config.lost_after).await? {
+            if is_controller(&run) {
+                continue;
+            }
             let who = run.executor.as_deref().unwrap_or("its executor");
             let message = format!(
                 "No heartbeat from {who} for over {}s; the run is queued again.",
@@ -423,6 +458,11 @@ impl Scheduler {
             running.retain(|_, task| !task.is_finished());
         }
     }
+}
+
+/// Matrix and dag runs execute nothing: [`crate::pipelines`] drives them.
+fn is_controller(run: &RunRow) -> bool {
+    matches!(run.kind, Some(RunKind::Matrix | RunKind::Dag))
 }
 
 fn globals(run: &RunRow, paths: Option<(&PathBuf, &str)>) -> Globals {

@@ -56,6 +56,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/{owner}/{project}/runs/{uuid}/stop", post(runs::stop_run))
         .route(
+            "/{owner}/{project}/runs/{uuid}/children",
+            get(runs::list_children),
+        )
+        .route(
             "/{owner}/{project}/runs/{uuid}/restart",
             post(runs::restart_run),
         )

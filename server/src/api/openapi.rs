@@ -20,6 +20,7 @@ use utoipa::OpenApi;
         super::runs::update_run,
         super::runs::delete_run,
         super::runs::stop_run,
+        super::runs::list_children,
         super::queues::list_queues,
         super::queues::put_queue,
         super::queues::delete_queue,

@@ -105,6 +105,18 @@ pub async fn stop_run(State(state): State<AppState>, Path(path): RunPath) -> Api
     Ok(Json(state.services.runs().stop(run_ref(&path)).await?))
 }
 
+/// The runs a matrix or dag run created: trials by index, operations in
+/// the order they started (stopped, skipped and upstream-failed ones too).
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/children", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 200, body = [Run]), (status = 404, body = ErrorBody)))]
+pub async fn list_children(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<Json<Vec<Run>>> {
+    Ok(Json(state.services.runs().children(run_ref(&path)).await?))
+}
+
 /// Restarts a run: a new run with the same spec and params, pointing back
 /// at this one.
 #[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/restart", tag = "runs",

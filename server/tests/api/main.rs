@@ -1055,5 +1055,6 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 
 mod distributed;
 mod execution;
+mod pipelines;
 mod streams;
 mod tracking;

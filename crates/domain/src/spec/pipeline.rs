@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 use serde_yaml::{Mapping, Value};
 
-use super::raw::{RawFile, RawMatrix};
 use super::compile::ParamRef;
+use super::raw::{RawFile, RawMatrix};
 use super::{SpecError, parse_raw};
 use crate::dag::{Op, Trigger};
 
@@ -124,7 +124,10 @@ pub fn dag(content: &str) -> Result<DagPlan, SpecError> {
             .filter_map(|param| param.reference.as_deref()?.strip_prefix("ops."));
         for dependency in declared.chain(referenced) {
             let index = names.iter().position(|n| n == dependency).ok_or_else(|| {
-                SpecError::at(&at, format!("`{dependency}` is not an operation of this dag"))
+                SpecError::at(
+                    &at,
+                    format!("`{dependency}` is not an operation of this dag"),
+                )
             })?;
             if !upstream.contains(&index) {
                 upstream.push(index);
@@ -219,10 +222,18 @@ impl RefTarget {
     fn read(&self, path: &str, reference: &str) -> Result<Json, String> {
         let missing = |what: &str| format!("`{reference}` has no {what}");
         if let Some(name) = path.strip_prefix("outputs.") {
-            return self.outputs.get(name).cloned().ok_or_else(|| missing(&format!("output `{name}`")));
+            return self
+                .outputs
+                .get(name)
+                .cloned()
+                .ok_or_else(|| missing(&format!("output `{name}`")));
         }
         if let Some(name) = path.strip_prefix("inputs.") {
-            return self.inputs.get(name).cloned().ok_or_else(|| missing(&format!("input `{name}`")));
+            return self
+                .inputs
+                .get(name)
+                .cloned()
+                .ok_or_else(|| missing(&format!("input `{name}`")));
         }
         match path {
             "status" => Ok(Json::from(self.status.clone())),
@@ -248,9 +259,9 @@ impl DagOp {
             let target = if r.reference == "dag" {
                 dag
             } else if let Some(op) = r.reference.strip_prefix("ops.") {
-                upstream
-                    .get(op)
-                    .ok_or_else(|| format!("the param `{name}` refers to `{op}`, which has no run"))?
+                upstream.get(op).ok_or_else(|| {
+                    format!("the param `{name}` refers to `{op}`, which has no run")
+                })?
             } else {
                 return Err(format!(
                     "the param `{name}` refers to `{}`; a dag operation refers to `ops.<name>` or `dag`",
@@ -292,16 +303,35 @@ impl DagOp {
         text(&Value::Mapping(document))
     }
 
-    /// The params known before the operation runs (literal values only),
-    /// for its `conditions`.
+    /// The params known before the operation runs (literal values, over
+    /// the component's input defaults), for its `conditions`.
     pub fn literal_params(&self) -> Map<String, Json> {
         let mut out = Map::new();
+        let inputs = self
+            .document
+            .get("component")
+            .and_then(|c| c.get("inputs"))
+            .and_then(Value::as_sequence);
+        for input in inputs.into_iter().flatten() {
+            if let (Some(name), Some(value)) = (
+                input.get("name").and_then(Value::as_str),
+                input.get("value"),
+            ) {
+                out.insert(
+                    name.to_owned(),
+                    serde_json::to_value(value).unwrap_or(Json::Null),
+                );
+            }
+        }
         if let Some(Value::Mapping(params)) = self.document.get("params") {
             for (name, param) in params {
                 if let (Some(name), Some(value)) = (name.as_str(), param.get("value"))
                     && param.get("ref").is_none()
                 {
-                    out.insert(name.to_owned(), serde_json::to_value(value).unwrap_or(Json::Null));
+                    out.insert(
+                        name.to_owned(),
+                        serde_json::to_value(value).unwrap_or(Json::Null),
+                    );
                 }
             }
         }
@@ -327,7 +357,10 @@ pub fn condition_holds(conditions: &str, params: &Map<String, Json>) -> Result<b
     };
     let value = parser.or()?;
     if parser.at != tokens.len() {
-        return Err(format!("unexpected `{}` in the condition `{conditions}`", tokens[parser.at]));
+        return Err(format!(
+            "unexpected `{}` in the condition `{conditions}`",
+            tokens[parser.at]
+        ));
     }
     Ok(truthy(&value))
 }
@@ -410,7 +443,10 @@ impl Condition<'_> {
 
     fn comparison(&mut self) -> Result<Json, String> {
         let left = self.atom()?;
-        let Some(op) = self.peek().filter(|t| ["==", "!=", "<", "<=", ">", ">="].contains(t)) else {
+        let Some(op) = self
+            .peek()
+            .filter(|t| ["==", "!=", "<", "<=", ">", ">="].contains(t))
+        else {
             return Ok(left);
         };
         let op = op.to_owned();
@@ -437,7 +473,10 @@ impl Condition<'_> {
     }
 
     fn atom(&mut self) -> Result<Json, String> {
-        let token = self.peek().ok_or("the condition ends too early")?.to_owned();
+        let token = self
+            .peek()
+            .ok_or("the condition ends too early")?
+            .to_owned();
         self.at += 1;
         if token == "(" {
             let value = self.or()?;
@@ -468,10 +507,9 @@ impl Condition<'_> {
             .or_else(|| token.strip_prefix("inputs."))
             .unwrap_or(&token);
         let name = name.strip_suffix(".value").unwrap_or(name);
-        self.params
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("the condition names `{name}`, which is not a param of the operation"))
+        self.params.get(name).cloned().ok_or_else(|| {
+            format!("the condition names `{name}`, which is not a param of the operation")
+        })
     }
 }
 
@@ -554,7 +592,10 @@ run:
         assert_eq!(compiled.container.unwrap().command, ["echo", "from-prep"]);
         // A missing output is an error naming it.
         let err = plan.ops[1]
-            .resolve(&BTreeMap::from([("prep".to_owned(), RefTarget::default())]), &dag_run)
+            .resolve(
+                &BTreeMap::from([("prep".to_owned(), RefTarget::default())]),
+                &dag_run,
+            )
             .unwrap_err();
         assert!(err.contains("output `y`"), "{err}");
         let report = plan.ops[2].resolve(&upstream, &dag_run).unwrap();
@@ -581,14 +622,23 @@ run:
 
     #[test]
     fn conditions_compare_params_and_literals() {
-        let params: Map<String, Json> = serde_json::from_str(r#"{"loss": 0.3, "mode": "fast", "on": true}"#).unwrap();
+        let params: Map<String, Json> =
+            serde_json::from_str(r#"{"loss": 0.3, "mode": "fast", "on": true}"#).unwrap();
         let holds = |c: &str| condition_holds(c, &params).unwrap();
         assert!(holds("{{ loss < 0.5 }}"));
         assert!(!holds("loss >= 0.5"));
         assert!(holds("mode == 'fast' and on"));
         assert!(holds("not (mode == \"slow\") or loss > 1"));
         assert!(!holds("false"));
-        assert!(condition_holds("missing > 1", &params).unwrap_err().contains("missing"));
-        assert!(condition_holds("loss = 1", &params).unwrap_err().contains("=="));
+        assert!(
+            condition_holds("missing > 1", &params)
+                .unwrap_err()
+                .contains("missing")
+        );
+        assert!(
+            condition_holds("loss = 1", &params)
+                .unwrap_err()
+                .contains("==")
+        );
     }
 }

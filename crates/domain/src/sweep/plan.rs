@@ -140,7 +140,9 @@ impl Matrix {
                     .flatten()
                     .map(|row| {
                         row.iter()
-                            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Json::Null)))
+                            .map(|(k, v)| {
+                                (k.clone(), serde_json::to_value(v).unwrap_or(Json::Null))
+                            })
                             .collect()
                     })
                     .collect();
@@ -155,14 +157,19 @@ impl Matrix {
                     if raw.algorithm.as_deref() == Some("rand") {
                         (Algorithm::Random, runs.ok_or("`numRuns` is required")?)
                     } else {
-                        return Err("the `anneal` algorithm is not supported; use `tpe` or `rand`".into());
+                        return Err(
+                            "the `anneal` algorithm is not supported; use `tpe` or `rand`".into(),
+                        );
                     }
                 } else {
                     let config = TpeConfig {
                         startup: raw.num_initial_runs.map_or(10, |n| n as usize),
                         ..TpeConfig::default()
                     };
-                    (Algorithm::Hyperopt(config), runs.ok_or("`numRuns` is required")?)
+                    (
+                        Algorithm::Hyperopt(config),
+                        runs.ok_or("`numRuns` is required")?,
+                    )
                 }
             }
             "bayes" => {
@@ -270,7 +277,10 @@ impl Matrix {
     /// The objective's loss of a trial, if it has one.
     fn loss(&self, trial: &TrialView) -> Option<f64> {
         let objective = self.objective.as_ref()?;
-        trial.value.filter(|v| v.is_finite()).map(|v| objective.loss(v))
+        trial
+            .value
+            .filter(|v| v.is_finite())
+            .map(|v| objective.loss(v))
     }
 
     /// The best trial so far (by the objective), if any has a value.
@@ -340,11 +350,13 @@ impl Matrix {
                         // The previous rung of this bracket must be done.
                         let start = rung_start(rungs, slot.bracket, slot.rung - 1);
                         let size = rungs[slot.bracket][slot.rung - 1];
-                        let previous = &trials[start.min(trials.len())..(start + size).min(trials.len())];
+                        let previous =
+                            &trials[start.min(trials.len())..(start + size).min(trials.len())];
                         if previous.len() < size || !previous.iter().all(|t| t.done) {
                             break;
                         }
-                        let scores: Vec<Option<f64>> = previous.iter().map(|t| self.loss(t)).collect();
+                        let scores: Vec<Option<f64>> =
+                            previous.iter().map(|t| self.loss(t)).collect();
                         let keep = rungs[slot.bracket][slot.rung];
                         let promoted = hyperband::promote(&scores, keep, false);
                         let Some(&chosen) = promoted.get(slot.position) else {
@@ -485,13 +497,17 @@ mod tests {
 
     #[test]
     fn random_suggestions_follow_the_seed_and_the_index() {
-        let m = matrix("kind: random\nnumRuns: 5\nseed: 3\nparams:\n  lr: {kind: loguniform, value: [-5, 0]}\n");
+        let m = matrix(
+            "kind: random\nnumRuns: 5\nseed: 3\nparams:\n  lr: {kind: loguniform, value: [-5, 0]}\n",
+        );
         let all = m.next(&[], 5);
         assert_eq!(all.len(), 5);
         // Trial 3 is the same whether made in a batch or alone.
         let before: Vec<TrialView> = all[..3].iter().cloned().map(|p| done(p, 1.0)).collect();
         assert_eq!(m.next(&before, 1)[0], all[3]);
-        let other = matrix("kind: random\nnumRuns: 5\nseed: 4\nparams:\n  lr: {kind: loguniform, value: [-5, 0]}\n");
+        let other = matrix(
+            "kind: random\nnumRuns: 5\nseed: 4\nparams:\n  lr: {kind: loguniform, value: [-5, 0]}\n",
+        );
         assert_ne!(other.next(&[], 5), all);
     }
 
@@ -516,7 +532,10 @@ mod tests {
                 done(p, x)
             })
             .collect();
-        let mut xs: Vec<f64> = trials.iter().map(|t| t.params["x"].as_f64().unwrap()).collect();
+        let mut xs: Vec<f64> = trials
+            .iter()
+            .map(|t| t.params["x"].as_f64().unwrap())
+            .collect();
         xs.sort_by(f64::total_cmp);
         let second = m.next(&trials, 100);
         assert_eq!(second.len(), 3);
@@ -543,7 +562,11 @@ mod tests {
         let batch = matrix(
             "kind: bayes\nnumRuns: 10\nconcurrency: 4\nmetric: {name: loss}\nparams:\n  x: {kind: uniform, value: [0, 1]}\n",
         );
-        let trials: Vec<TrialView> = batch.next(&[], 8).into_iter().map(|p| done(p.clone(), p["x"].as_f64().unwrap())).collect();
+        let trials: Vec<TrialView> = batch
+            .next(&[], 8)
+            .into_iter()
+            .map(|p| done(p.clone(), p["x"].as_f64().unwrap()))
+            .collect();
         let more = batch.next(&trials, 8);
         assert_eq!(more.len(), 4);
         // Maximizing: the best is the largest value.

@@ -1,0 +1,449 @@
+//! Pipeline controllers: `matrix` runs (sweeps) and `dag` runs.
+//!
+//! A controller run executes nothing itself. Every scheduler tick,
+//! [`drive`] reads each active controller's children back from the
+//! database (`runs.pipeline_id`), asks the pure decisions in
+//! `trellis_domain` what to do (`sweep::plan::Matrix::next`,
+//! `dag::advance`, `sweep::stopping::judge`), creates or stops children,
+//! and moves the controller to its outcome once every child is done. The
+//! children are ordinary runs that queue for slots like any other. Since
+//! the controller's state is its children, a server restart loses nothing
+//! and creates nothing twice.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value as Json};
+use trellis_api_types as api;
+use trellis_db::runs::RunRow;
+use trellis_domain::dag::{self, Decision, OpState};
+use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::run::RunKind;
+use trellis_domain::spec::pipeline::{self, DagPlan, RefTarget};
+use trellis_domain::sweep::plan::{Matrix, TrialView};
+use trellis_domain::sweep::stopping::{self, Progress, Rule};
+
+use crate::{ServiceResult, Services};
+
+/// Drives every active controller once.
+pub(crate) async fn drive(services: &Services) -> ServiceResult<()> {
+    for controller in trellis_db::runs::controllers(&services.db, 1000).await? {
+        let result = match controller.kind {
+            Some(RunKind::Matrix) => drive_matrix(services, &controller).await,
+            Some(RunKind::Dag) => drive_dag(services, &controller).await,
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            // One broken controller must not stall the others; it fails
+            // with the reason on record.
+            tracing::error!(run.id = %controller.uuid, error = ?error, "pipeline {} failed: {error}", controller.uuid);
+            let message = format!("The pipeline controller failed: {error}");
+            services
+                .runs()
+                .advance(
+                    controller.uuid,
+                    RunStatus::Failed,
+                    "PipelineError",
+                    Some(&message),
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Asks a child to stop (pending children stop at once).
+async fn stop_child(
+    services: &Services,
+    child: &RunRow,
+    reason: &str,
+    message: &str,
+) -> ServiceResult<()> {
+    if child.status.is_done() {
+        return Ok(());
+    }
+    let Some(target) = child.status.stop_target() else {
+        return Ok(());
+    };
+    services
+        .runs()
+        .advance(child.uuid, target, reason, Some(message))
+        .await?;
+    Ok(())
+}
+
+/// A controller asked to stop: stop its children, then itself.
+async fn wind_down(
+    services: &Services,
+    controller: &RunRow,
+    children: &[RunRow],
+) -> ServiceResult<()> {
+    for child in children {
+        stop_child(
+            services,
+            child,
+            "PipelineStopped",
+            "The pipeline that created it was stopped",
+        )
+        .await?;
+    }
+    let children = trellis_db::runs::children(&services.db, controller.id).await?;
+    if children.iter().all(|c| c.status.is_done()) {
+        services
+            .runs()
+            .advance(
+                controller.uuid,
+                RunStatus::Stopped,
+                "Stopped",
+                Some("Stopped on request"),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// A stable default seed per sweep: the first bytes of its uuid.
+fn seed_of(run: &RunRow) -> u64 {
+    let bytes = run.uuid.as_bytes();
+    u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default())
+}
+
+async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult<()> {
+    let children = trellis_db::runs::children(&services.db, controller.id).await?;
+    if controller.status == RunStatus::Stopping {
+        return wind_down(services, controller, &children).await;
+    }
+    let sweep = pipeline::sweep(&controller.content)
+        .map_err(|e| crate::ServiceError::invalid("content", e))?
+        .ok_or_else(|| {
+            crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`")
+        })?;
+    let matrix = Matrix::from_raw(&sweep.matrix, seed_of(controller))
+        .map_err(|e| crate::ServiceError::invalid("matrix", e))?;
+    let ids: Vec<i64> = children.iter().map(|c| c.id).collect();
+    let metric = matrix.objective.as_ref().map(|o| o.metric.clone());
+    let latest: BTreeMap<i64, f64> = match &metric {
+        Some(key) if !ids.is_empty() => {
+            trellis_db::tracking::summaries(&services.db, &ids, Some(key))
+                .await?
+                .into_iter()
+                .filter(|s| !s.last.is_nan)
+                .map(|s| (s.run_id, s.last.value))
+                .collect()
+        }
+        _ => BTreeMap::new(),
+    };
+    let params: Vec<&String> = matrix.space.params.iter().map(|(name, _)| name).collect();
+    let trials: Vec<TrialView> = children
+        .iter()
+        .map(|child| TrialView {
+            params: child
+                .inputs
+                .iter()
+                .filter(|(k, _)| params.contains(k) || is_resource(&matrix, k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            done: child.status.is_done(),
+            // The tracked metric, else an output of that name.
+            value: metric.as_ref().and_then(|key| {
+                latest
+                    .get(&child.id)
+                    .copied()
+                    .or_else(|| child.outputs.get(key).and_then(Json::as_f64))
+            }),
+        })
+        .collect();
+
+    // Early stopping, judged on every tick while trials run.
+    let mut stop_sweep = None;
+    for rule in &matrix.early_stopping {
+        let progress = progress_of(services, rule, &children).await?;
+        let verdict = stopping::judge(rule, &progress);
+        for index in verdict.stop_trials {
+            if let Some(child) = children.get(index) {
+                stop_child(
+                    services,
+                    child,
+                    "EarlyStopped",
+                    "Stopped by the sweep's early stopping policy",
+                )
+                .await?;
+            }
+        }
+        if stop_sweep.is_none() {
+            stop_sweep = verdict.stop_sweep;
+        }
+    }
+    if let Some(reason) = &stop_sweep {
+        for child in &children {
+            stop_child(services, child, "EarlyStopped", reason).await?;
+        }
+    } else {
+        for (offset, params) in matrix.next(&trials, usize::MAX).into_iter().enumerate() {
+            let index = children.len() + offset;
+            let name = format!("{}-{index}", controller.name.as_deref().unwrap_or("trial"));
+            let input = api::CreateRun {
+                name: Some(name),
+                description: None,
+                tags: Some(controller.tags.clone()),
+                content: Some(sweep.trial_content.clone()),
+                params: Some(params.into_iter().collect()),
+            };
+            services
+                .runs()
+                .create_child(controller, input, None, Some(index as i64))
+                .await?;
+        }
+    }
+    let children = trellis_db::runs::children(&services.db, controller.id).await?;
+    let all_done = children.iter().all(|c| c.status.is_done());
+    let finished = all_done && (stop_sweep.is_some() || matrix.finished(&trials));
+    if !finished {
+        return Ok(());
+    }
+    // The sweep's outcome: its best trial, recorded as outputs.
+    let mut outputs = Map::new();
+    outputs.insert("trials".into(), Json::from(children.len()));
+    let best = matrix
+        .best(&trials)
+        .and_then(|i| Some((i, children.get(i)?)));
+    let message = match (best, &metric) {
+        (Some((i, child)), Some(key)) => {
+            let value = trials[i].value.unwrap_or(f64::NAN);
+            outputs.insert("best_run".into(), Json::from(child.uuid.to_string()));
+            outputs.insert(
+                "best_params".into(),
+                Json::Object(trials[i].params.clone().into_iter().collect()),
+            );
+            outputs.insert(key.clone(), Json::from(value));
+            format!(
+                "{} trials; the best is {} with {key} = {value}",
+                children.len(),
+                child.uuid
+            )
+        }
+        _ => format!("{} trials", children.len()),
+    };
+    trellis_db::runs::merge_outputs(&services.db, controller.id, &outputs, services.now()).await?;
+    let message = match stop_sweep {
+        Some(reason) => format!("Early stopping: {reason}. {message}"),
+        None => message,
+    };
+    services
+        .runs()
+        .advance(
+            controller.uuid,
+            RunStatus::Succeeded,
+            "Succeeded",
+            Some(&message),
+        )
+        .await?;
+    Ok(())
+}
+
+fn is_resource(matrix: &Matrix, key: &str) -> bool {
+    matches!(&matrix.algorithm, trellis_domain::sweep::plan::Algorithm::Hyperband { resource, .. } if resource == key)
+}
+
+/// Each trial's series of the rule's metric (failure rules need none).
+async fn progress_of(
+    services: &Services,
+    rule: &Rule,
+    children: &[RunRow],
+) -> ServiceResult<Vec<Progress>> {
+    let mut out = Vec::with_capacity(children.len());
+    for child in children {
+        let series = match rule {
+            Rule::Metric { metric, .. } => {
+                trellis_db::tracking::series(&services.db, child.id, metric, None)
+                    .await?
+                    .into_iter()
+                    .filter(|p| !p.is_nan)
+                    .map(|p| (p.point.step, p.point.value))
+                    .collect()
+            }
+            Rule::Failure { .. } => Vec::new(),
+        };
+        out.push(Progress {
+            running: !child.status.is_done(),
+            failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
+            series,
+        });
+    }
+    Ok(out)
+}
+
+fn op_state(status: RunStatus) -> OpState {
+    match status {
+        RunStatus::Succeeded => OpState::Succeeded,
+        RunStatus::Failed => OpState::Failed,
+        RunStatus::Stopped => OpState::Stopped,
+        RunStatus::Skipped => OpState::Skipped,
+        RunStatus::UpstreamFailed => OpState::UpstreamFailed,
+        _ => OpState::Running,
+    }
+}
+
+fn target(run: &RunRow) -> RefTarget {
+    RefTarget {
+        uuid: run.uuid.simple().to_string(),
+        name: run.name.clone(),
+        status: run.status.to_string(),
+        inputs: run.inputs.clone(),
+        outputs: run.outputs.clone(),
+    }
+}
+
+async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()> {
+    let children = trellis_db::runs::children(&services.db, controller.id).await?;
+    if controller.status == RunStatus::Stopping {
+        return wind_down(services, controller, &children).await;
+    }
+    let plan: DagPlan = pipeline::dag(&controller.content)
+        .map_err(|e| crate::ServiceError::invalid("content", e))?;
+    let by_op: BTreeMap<&str, &RunRow> = children
+        .iter()
+        .filter_map(|c| Some((c.pipeline.as_ref()?.op.as_deref()?, c)))
+        .collect();
+    let states: Vec<OpState> = plan
+        .ops
+        .iter()
+        .map(|op| {
+            by_op
+                .get(op.name.as_str())
+                .map_or(OpState::Waiting, |c| op_state(c.status))
+        })
+        .collect();
+    let upstream: BTreeMap<String, RefTarget> = by_op
+        .iter()
+        .map(|(name, run)| ((*name).to_owned(), target(run)))
+        .collect();
+    let dag_target = target(controller);
+    // Each operation's params (literal and resolved), computed once: the
+    // condition and the child both need them.
+    let mut resolved: BTreeMap<usize, Result<Map<String, Json>, String>> = BTreeMap::new();
+    let ops: Vec<dag::Op> = plan.ops.iter().map(|o| o.op.clone()).collect();
+    let mut condition_errors: BTreeMap<usize, String> = BTreeMap::new();
+    let decisions = dag::advance(&ops, &states, plan.concurrency, |i| {
+        let op = &plan.ops[i];
+        let values = op.resolve(&upstream, &dag_target);
+        let holds = match (&op.conditions, &values) {
+            (Some(conditions), Ok(values)) => {
+                let mut all = op.literal_params();
+                all.extend(values.clone());
+                match pipeline::condition_holds(conditions, &all) {
+                    Ok(holds) => holds,
+                    Err(error) => {
+                        // Started, then failed with the reason below.
+                        condition_errors.insert(i, format!("`conditions`: {error}"));
+                        true
+                    }
+                }
+            }
+            _ => true,
+        };
+        resolved.insert(i, values);
+        holds
+    });
+    for (i, decision) in decisions {
+        let op = &plan.ops[i];
+        let (status, reason, message) = match decision {
+            Decision::Skip => (RunStatus::Skipped, "Skipped", skip_reason(op)),
+            Decision::UpstreamFailed => (
+                RunStatus::UpstreamFailed,
+                "UpstreamFailed",
+                "An upstream operation failed, as its trigger policy forbids".to_owned(),
+            ),
+            Decision::Start => {
+                let values = match (condition_errors.remove(&i), resolved.remove(&i)) {
+                    (Some(error), _) => Err(error),
+                    (None, Some(values)) => values,
+                    (None, None) => op.resolve(&upstream, &dag_target),
+                };
+                let content = values.and_then(|v| op.content(&v).map_err(|e| e.to_string()));
+                match content {
+                    Ok(content) => {
+                        let input = api::CreateRun {
+                            name: Some(op.name.clone()),
+                            description: None,
+                            tags: Some(controller.tags.clone()),
+                            content: Some(content),
+                            params: None,
+                        };
+                        match services
+                            .runs()
+                            .create_child(controller, input, Some(&op.name), None)
+                            .await
+                        {
+                            Ok(_) => continue,
+                            Err(crate::ServiceError::Invalid { message, .. }) => {
+                                (RunStatus::Failed, "CompileError", message)
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    Err(message) => (RunStatus::Failed, "CompileError", message),
+                }
+            }
+        };
+        // An operation that does not run still gets its run, so the dag's
+        // view shows every operation and why it did not run.
+        let input = api::CreateRun {
+            name: Some(op.name.clone()),
+            ..api::CreateRun::default()
+        };
+        let child = services
+            .runs()
+            .create_child(controller, input, Some(&op.name), None)
+            .await?;
+        services
+            .runs()
+            .advance(child.uuid, status, reason, Some(&message))
+            .await?;
+    }
+    let children = trellis_db::runs::children(&services.db, controller.id).await?;
+    let by_op: BTreeMap<&str, &RunRow> = children
+        .iter()
+        .filter_map(|c| Some((c.pipeline.as_ref()?.op.as_deref()?, c)))
+        .collect();
+    let states: Vec<OpState> = plan
+        .ops
+        .iter()
+        .map(|op| {
+            by_op
+                .get(op.name.as_str())
+                .map_or(OpState::Waiting, |c| op_state(c.status))
+        })
+        .collect();
+    let Some(outcome) = dag::outcome(&states) else {
+        return Ok(());
+    };
+    let count = |s: OpState| states.iter().filter(|x| **x == s).count();
+    let summary = format!(
+        "{} operations: {} succeeded, {} failed, {} upstream failed, {} skipped, {} stopped",
+        states.len(),
+        count(OpState::Succeeded),
+        count(OpState::Failed),
+        count(OpState::UpstreamFailed),
+        count(OpState::Skipped),
+        count(OpState::Stopped)
+    );
+    let (status, reason) = match outcome {
+        OpState::Failed => (RunStatus::Failed, "OperationFailed"),
+        OpState::Stopped => (RunStatus::Stopped, "OperationStopped"),
+        _ => (RunStatus::Succeeded, "Succeeded"),
+    };
+    services
+        .runs()
+        .advance(controller.uuid, status, reason, Some(&summary))
+        .await?;
+    Ok(())
+}
+
+fn skip_reason(op: &pipeline::DagOp) -> String {
+    match &op.conditions {
+        Some(conditions) => {
+            format!("Its trigger policy or its conditions (`{conditions}`) are not met")
+        }
+        None => "Its trigger policy is not met".to_owned(),
+    }
+}
