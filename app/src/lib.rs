@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("metrics") view=runs::tracking::RunMetricsTab ssr=SsrMode::Async />
                         <Route path=path!("artifacts") view=runs::tracking::RunArtifactsTab ssr=SsrMode::Async />
                         <Route path=path!("spec") view=runs::pages::RunSpec ssr=SsrMode::Async />
+                        <Route path=path!("pipeline") view=runs::pipeline::RunPipelineTab ssr=SsrMode::Async />
                     </ParentRoute>
                 </Routes>
             </ui::Layout>

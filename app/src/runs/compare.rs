@@ -340,7 +340,7 @@ const PC_TOP: f64 = 24.0;
 const PC_BOTTOM: f64 = 290.0;
 
 #[component]
-fn ParallelCoordinates(
+pub(crate) fn ParallelCoordinates(
     runs: Vec<wire::Run>,
     metrics: Vec<wire::RunMetricSummaries>,
     metric_keys: Vec<String>,

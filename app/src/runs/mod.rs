@@ -5,6 +5,7 @@ pub mod api;
 pub mod charts;
 pub mod compare;
 pub mod pages;
+pub mod pipeline;
 pub mod table;
 pub mod tracking;
 

@@ -119,6 +119,10 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
     let project_href = format!("/{}/{}", run.owner, run.project);
     let base = format!("{project_href}/runs/{}", run.uuid);
     let title = run.name.clone().unwrap_or_else(|| run.uuid.to_string());
+    let is_pipeline = matches!(
+        run.kind,
+        Some(trellis_domain::run::RunKind::Matrix | trellis_domain::run::RunKind::Dag)
+    );
     view! {
         <Title text=title.clone() />
         <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
@@ -131,6 +135,19 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
             <StatusBadge status=run.status />
         </div>
         <p class="mt-1 font-mono text-xs text-slate-500">{run.uuid.to_string()}</p>
+        {run.pipeline.map(|pipeline| {
+            let what = match (&run.pipeline_op, run.pipeline_index) {
+                (Some(op), _) => format!("operation `{op}` of "),
+                (None, Some(index)) => format!("trial {index} of "),
+                _ => String::new(),
+            };
+            view! {
+                <p class="mt-1 text-sm text-slate-500" data-testid="pipeline-link">
+                    {what}
+                    <A href=format!("/{}/{}/runs/{pipeline}/pipeline", run.owner, run.project) attr:class="hover:underline">"its pipeline"</A>
+                </p>
+            }
+        })}
         <div class="mt-6 border-b border-slate-200 dark:border-slate-800">
             <nav class="-mb-px flex gap-6" aria-label="Run tabs">
                 <Tab href=base.clone() label="Overview" />
@@ -138,6 +155,7 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
                 <Tab href=format!("{base}/metrics") label="Metrics" />
                 <Tab href=format!("{base}/artifacts") label="Artifacts" />
                 <Tab href=format!("{base}/spec") label="Spec" />
+                {is_pipeline.then(|| view! { <Tab href=format!("{base}/pipeline") label="Pipeline" /> })}
             </nav>
         </div>
     }

@@ -472,3 +472,46 @@ pub struct MetricOverview {
     pub summary: MetricSummary,
     pub series: MetricSeries,
 }
+
+/// `GET /api/v1/{owner}/{project}/runs/{uuid}/pipeline`: a matrix or dag
+/// run with what it created, shaped for drawing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PipelineView {
+    /// The runs it created: trials by index, operations as they started.
+    pub children: Vec<Run>,
+    /// A dag's operations, in file order; empty for a sweep.
+    pub operations: Vec<PipelineOperation>,
+    /// A sweep's settings; absent for a dag.
+    pub sweep: Option<SweepSettings>,
+}
+
+/// One operation of a dag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PipelineOperation {
+    pub name: String,
+    /// Indexes (in `operations`) of the operations it waits for.
+    pub upstream: Vec<usize>,
+    /// Its column when drawn left to right (longest upstream path).
+    pub layer: usize,
+    /// Its trigger policy (`all_succeeded`, ...).
+    pub trigger: String,
+}
+
+/// A sweep's algorithm and objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SweepSettings {
+    /// `grid`, `random`, `bayes`, ...
+    pub algorithm: String,
+    /// How many trials the sweep creates in all.
+    pub total: usize,
+    pub concurrency: usize,
+    pub seed: u64,
+    /// The metric it optimizes, if any.
+    pub metric: Option<String>,
+    pub maximize: bool,
+    /// The params the sweep sets.
+    pub params: Vec<String>,
+}

@@ -211,9 +211,49 @@ pub fn outcome(states: &[OpState]) -> Option<OpState> {
     }
 }
 
+/// Each operation's column when the dag is drawn left to right: the
+/// length of the longest path of upstream operations leading to it, so
+/// every edge points rightwards. Operations must be acyclic (the spec
+/// checks); an upstream index out of range is ignored.
+pub fn layers(ops: &[Op]) -> Vec<usize> {
+    let mut layer: Vec<Option<usize>> = vec![None; ops.len()];
+    fn depth(i: usize, ops: &[Op], layer: &mut Vec<Option<usize>>, seen: usize) -> usize {
+        if let Some(d) = layer[i] {
+            return d;
+        }
+        // `seen` bounds the recursion should a cycle slip through.
+        if seen > ops.len() {
+            return 0;
+        }
+        let d = ops[i]
+            .upstream
+            .iter()
+            .filter(|&&u| u < ops.len())
+            .map(|&u| depth(u, ops, layer, seen + 1) + 1)
+            .max()
+            .unwrap_or(0);
+        layer[i] = Some(d);
+        d
+    }
+    (0..ops.len()).map(|i| depth(i, ops, &mut layer, 0)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layers_put_every_operation_right_of_its_upstream() {
+        // a -> b -> d, a -> c -> d, e alone.
+        let ops = [
+            op(&[], Trigger::AllSucceeded),
+            op(&[0], Trigger::AllSucceeded),
+            op(&[0], Trigger::AllSucceeded),
+            op(&[1, 2], Trigger::AllSucceeded),
+            op(&[], Trigger::AllSucceeded),
+        ];
+        assert_eq!(layers(&ops), vec![0, 1, 1, 2, 0]);
+    }
     use proptest::prelude::*;
 
     fn op(upstream: &[usize], trigger: Trigger) -> Op {

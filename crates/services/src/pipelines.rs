@@ -447,3 +447,61 @@ fn skip_reason(op: &pipeline::DagOp) -> String {
         None => "Its trigger policy is not met".to_owned(),
     }
 }
+
+impl crate::runs::Runs<'_> {
+    /// A matrix or dag run with its children, shaped for drawing.
+    pub async fn pipeline(&self, at: crate::runs::RunRef<'_>) -> ServiceResult<api::PipelineView> {
+        let run = self.row(at).await?;
+        let children = self.children(at).await?;
+        let mut view = api::PipelineView {
+            children,
+            operations: Vec::new(),
+            sweep: None,
+        };
+        match run.kind {
+            Some(RunKind::Dag) => {
+                let plan = pipeline::dag(&run.content)
+                    .map_err(|e| crate::ServiceError::invalid("content", e))?;
+                let ops: Vec<dag::Op> = plan.ops.iter().map(|o| o.op.clone()).collect();
+                let layers = dag::layers(&ops);
+                view.operations = plan
+                    .ops
+                    .iter()
+                    .zip(layers)
+                    .map(|(op, layer)| api::PipelineOperation {
+                        name: op.name.clone(),
+                        upstream: op.op.upstream.clone(),
+                        layer,
+                        trigger: op.op.trigger.as_str().to_owned(),
+                    })
+                    .collect();
+            }
+            Some(RunKind::Matrix) => {
+                let sweep = pipeline::sweep(&run.content)
+                    .map_err(|e| crate::ServiceError::invalid("content", e))?
+                    .ok_or_else(|| crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`"))?;
+                let matrix = Matrix::from_raw(&sweep.matrix, seed_of(&run))
+                    .map_err(|e| crate::ServiceError::invalid("matrix", e))?;
+                view.sweep = Some(api::SweepSettings {
+                    algorithm: sweep.matrix.kind.clone().unwrap_or_default(),
+                    total: matrix.total,
+                    concurrency: matrix.concurrency,
+                    seed: matrix.seed,
+                    metric: matrix.objective.as_ref().map(|o| o.metric.clone()),
+                    maximize: matrix
+                        .objective
+                        .as_ref()
+                        .is_some_and(|o| o.goal == trellis_domain::sweep::stopping::Goal::Maximize),
+                    params: matrix.space.params.iter().map(|(name, _)| name.clone()).collect(),
+                });
+            }
+            _ => {
+                return Err(crate::ServiceError::invalid(
+                    "uuid",
+                    format!("run {} is a {}, not a matrix or dag run", run.uuid, run.kind.map_or("tracked run", |k| k.as_str())),
+                ));
+            }
+        }
+        Ok(view)
+    }
+}

@@ -60,6 +60,10 @@ pub fn router() -> Router<AppState> {
             get(runs::list_children),
         )
         .route(
+            "/{owner}/{project}/runs/{uuid}/pipeline",
+            get(runs::get_pipeline),
+        )
+        .route(
             "/{owner}/{project}/runs/{uuid}/restart",
             post(runs::restart_run),
         )

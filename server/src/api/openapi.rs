@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         super::runs::delete_run,
         super::runs::stop_run,
         super::runs::list_children,
+        super::runs::get_pipeline,
         super::queues::list_queues,
         super::queues::put_queue,
         super::queues::delete_queue,

@@ -117,6 +117,18 @@ pub async fn list_children(
     Ok(Json(state.services.runs().children(run_ref(&path)).await?))
 }
 
+/// A matrix or dag run with its children, its dag's operations (with
+/// their layout columns) or its sweep's settings.
+#[utoipa::path(get, path = "/api/v1/{owner}/{project}/runs/{uuid}/pipeline", tag = "runs",
+    params(("owner" = String, Path), ("project" = String, Path), ("uuid" = String, Path)),
+    responses((status = 200, body = trellis_api_types::PipelineView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_pipeline(
+    State(state): State<AppState>,
+    Path(path): RunPath,
+) -> ApiResult<Json<trellis_api_types::PipelineView>> {
+    Ok(Json(state.services.runs().pipeline(run_ref(&path)).await?))
+}
+
 /// Restarts a run: a new run with the same spec and params, pointing back
 /// at this one.
 #[utoipa::path(post, path = "/api/v1/{owner}/{project}/runs/{uuid}/restart", tag = "runs",
