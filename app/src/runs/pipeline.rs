@@ -102,7 +102,12 @@ fn DagView(data: PipelineData, base: String) -> impl IntoView {
     if ops.is_empty() {
         return view! { <EmptyState title="No operations"><p>"This dag has no operations."</p></EmptyState> }.into_any();
     }
-    let run_of = |name: &str| children.iter().find(|c| c.pipeline_op.as_deref() == Some(name)).cloned();
+    let run_of = |name: &str| {
+        children
+            .iter()
+            .find(|c| c.pipeline_op.as_deref() == Some(name))
+            .cloned()
+    };
     // Rows within each column, in file order.
     let mut row = vec![0usize; ops.len()];
     let mut filled: Vec<usize> = Vec::new();
@@ -114,7 +119,9 @@ fn DagView(data: PipelineData, base: String) -> impl IntoView {
         filled[op.layer] += 1;
     }
     let rows = filled.iter().copied().max().unwrap_or(1);
-    let width = PAD * 2.0 + filled.len() as f64 * NODE_W + (filled.len().saturating_sub(1)) as f64 * COL_GAP;
+    let width = PAD * 2.0
+        + filled.len() as f64 * NODE_W
+        + (filled.len().saturating_sub(1)) as f64 * COL_GAP;
     let height = PAD * 2.0 + rows as f64 * NODE_H + (rows.saturating_sub(1)) as f64 * ROW_GAP;
     let x_of = |i: usize| PAD + ops[i].layer as f64 * (NODE_W + COL_GAP);
     let y_of = |i: usize| PAD + row[i] as f64 * (NODE_H + ROW_GAP);
@@ -187,7 +194,8 @@ fn DagView(data: PipelineData, base: String) -> impl IntoView {
 fn Gantt(children: Vec<wire::Run>, base: String) -> impl IntoView {
     let started: Vec<&wire::Run> = children.iter().filter(|c| c.started_at.is_some()).collect();
     let Some(t0) = started.iter().filter_map(|c| c.started_at).min() else {
-        return view! { <p class="text-sm text-slate-500">"No operation has started yet."</p> }.into_any();
+        return view! { <p class="text-sm text-slate-500">"No operation has started yet."</p> }
+            .into_any();
     };
     // Running bars end at the latest change seen: the clock is not read
     // (chrono has no clock in the browser here), and the page re-renders
@@ -249,12 +257,25 @@ fn SweepView(data: PipelineData, base: String) -> impl IntoView {
     let done = trials.iter().filter(|t| t.status.is_done()).count();
     let running = trials
         .iter()
-        .filter(|t| matches!(t.status, RunStatus::Scheduled | RunStatus::Starting | RunStatus::Running | RunStatus::Processing))
+        .filter(|t| {
+            matches!(
+                t.status,
+                RunStatus::Scheduled
+                    | RunStatus::Starting
+                    | RunStatus::Running
+                    | RunStatus::Processing
+            )
+        })
         .count();
     let queued = trials.len() - done - running;
     let values: Vec<Option<f64>> = trials
         .iter()
-        .map(|t| sweep.metric.as_deref().and_then(|k| metric_of(&metrics, t, k)))
+        .map(|t| {
+            sweep
+                .metric
+                .as_deref()
+                .and_then(|k| metric_of(&metrics, t, k))
+        })
         .collect();
     let better = |a: f64, b: f64| if sweep.maximize { a > b } else { a < b };
     let best = values

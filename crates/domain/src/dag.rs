@@ -235,7 +235,9 @@ pub fn layers(ops: &[Op]) -> Vec<usize> {
         layer[i] = Some(d);
         d
     }
-    (0..ops.len()).map(|i| depth(i, ops, &mut layer, 0)).collect()
+    (0..ops.len())
+        .map(|i| depth(i, ops, &mut layer, 0))
+        .collect()
 }
 
 #[cfg(test)]

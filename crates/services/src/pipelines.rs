@@ -479,7 +479,9 @@ impl crate::runs::Runs<'_> {
             Some(RunKind::Matrix) => {
                 let sweep = pipeline::sweep(&run.content)
                     .map_err(|e| crate::ServiceError::invalid("content", e))?
-                    .ok_or_else(|| crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`"))?;
+                    .ok_or_else(|| {
+                        crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`")
+                    })?;
                 let matrix = Matrix::from_raw(&sweep.matrix, seed_of(&run))
                     .map_err(|e| crate::ServiceError::invalid("matrix", e))?;
                 view.sweep = Some(api::SweepSettings {
@@ -492,13 +494,22 @@ impl crate::runs::Runs<'_> {
                         .objective
                         .as_ref()
                         .is_some_and(|o| o.goal == trellis_domain::sweep::stopping::Goal::Maximize),
-                    params: matrix.space.params.iter().map(|(name, _)| name.clone()).collect(),
+                    params: matrix
+                        .space
+                        .params
+                        .iter()
+                        .map(|(name, _)| name.clone())
+                        .collect(),
                 });
             }
             _ => {
                 return Err(crate::ServiceError::invalid(
                     "uuid",
-                    format!("run {} is a {}, not a matrix or dag run", run.uuid, run.kind.map_or("tracked run", |k| k.as_str())),
+                    format!(
+                        "run {} is a {}, not a matrix or dag run",
+                        run.uuid,
+                        run.kind.map_or("tracked run", |k| k.as_str())
+                    ),
                 ));
             }
         }

@@ -342,8 +342,7 @@ impl Matrix {
                 rungs,
             } => {
                 let mut out = Vec::new();
-                for k in first..first + room {
-                    let slot = slots[k];
+                for (k, &slot) in slots.iter().enumerate().skip(first).take(room) {
                     let mut params = if slot.rung == 0 {
                         self.space.sample(&mut Rng::stream(self.seed, k as u64))
                     } else {
@@ -523,7 +522,7 @@ mod tests {
         assert_eq!(rungs[0], vec![9, 3, 1]);
         let first = m.next(&[], 100);
         assert_eq!(first.len(), 9, "the first rung, then wait");
-        assert!(first.iter().all(|p| p["epochs"] == Json::from(1)));
+        assert!(first.iter().all(|p| p["epochs"] == 1));
         // Loss = x: the three smallest x are promoted, best first.
         let mut trials: Vec<TrialView> = first
             .into_iter()
