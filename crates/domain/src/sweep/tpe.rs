@@ -23,6 +23,10 @@ pub struct TpeConfig {
     pub candidates: usize,
     /// Weight of the flat prior component of each mixture.
     pub prior_weight: f64,
+    /// One joint density over all params (Scott's-rule bandwidth), rather
+    /// than one density per param with bandwidths from the neighbouring
+    /// points (Optuna's default, and ours).
+    pub multivariate: bool,
 }
 
 impl Default for TpeConfig {
@@ -31,6 +35,7 @@ impl Default for TpeConfig {
             startup: 10,
             candidates: 24,
             prior_weight: 1.0,
+            multivariate: false,
         }
     }
 }
@@ -227,6 +232,158 @@ impl Mixture {
     }
 }
 
+/// The density of one param's values (unit coordinates), as Optuna's
+/// univariate Parzen estimator: a truncated normal on `[0, 1]` per value,
+/// whose width is the larger gap to its neighbours among the values and
+/// the prior's centre, clipped to `[1 / min(100, n + 2), 1]`, plus the
+/// flat prior (centre 0.5, width 1); or, for a categorical param, the
+/// weighted category frequencies smoothed towards the prior.
+enum Density {
+    Normal {
+        mu: Vec<f64>,
+        sigma: Vec<f64>,
+        inv_sigma: Vec<f64>,
+        /// ln weight − ln normalizer (mass inside `[0, 1]` included).
+        offset: Vec<f64>,
+        /// Normalized weights, for sampling.
+        weight: Vec<f64>,
+    },
+    Categorical(Vec<f64>),
+}
+
+impl Density {
+    fn of(axis: &Axis, values: &[f64], point_weights: &[f64], prior_weight: f64) -> Density {
+        let n = values.len();
+        let total: f64 = point_weights.iter().sum::<f64>() + prior_weight;
+        match axis {
+            Axis::Categorical { prior, .. } => {
+                let k = prior.len().max(1);
+                let prior_total: f64 = prior.iter().sum();
+                let spread = prior_weight / (n as f64 + prior_weight);
+                let mut p = vec![0.0; k];
+                for (&x, w) in values.iter().zip(point_weights) {
+                    let own = (x as usize).min(k - 1);
+                    for (i, p) in p.iter_mut().enumerate() {
+                        let kernel = if i == own { 1.0 - spread } else { 0.0 } + spread / k as f64;
+                        *p += w * kernel;
+                    }
+                }
+                for (p, q) in p.iter_mut().zip(prior) {
+                    *p += prior_weight * q / prior_total;
+                }
+                Density::Categorical(p.iter().map(|p| (p / total).max(1e-300).ln()).collect())
+            }
+            Axis::Continuous { .. } => {
+                // Neighbour gaps among the values and the prior's centre,
+                // with the box's ends as outer neighbours.
+                let mut order: Vec<usize> = (0..=n).collect();
+                let at = |i: usize| if i < n { values[i] } else { 0.5 };
+                order.sort_by(|&a, &b| at(a).total_cmp(&at(b)).then(a.cmp(&b)));
+                let sorted: Vec<f64> = order.iter().map(|&i| at(i)).collect();
+                let mut gaps = vec![0.0; n + 1];
+                for (rank, &i) in order.iter().enumerate() {
+                    let left = if rank == 0 { 0.0 } else { sorted[rank - 1] };
+                    let right = if rank == n { 1.0 } else { sorted[rank + 1] };
+                    let mut gap = (sorted[rank] - left).max(right - sorted[rank]);
+                    // Optuna leaves the box's ends out for the outermost.
+                    if n + 1 >= 2 && rank == 0 {
+                        gap = sorted[1] - sorted[0];
+                    } else if n + 1 >= 2 && rank == n {
+                        gap = sorted[n] - sorted[n - 1];
+                    }
+                    gaps[i] = gap;
+                }
+                let min_sigma = 1.0 / (100.0_f64).min(1.0 + (n + 1) as f64);
+                let mut mu = Vec::with_capacity(n + 1);
+                let mut sigma = Vec::with_capacity(n + 1);
+                let mut weight = Vec::with_capacity(n + 1);
+                for i in 0..n {
+                    mu.push(values[i]);
+                    sigma.push(gaps[i].clamp(min_sigma, 1.0));
+                    weight.push(point_weights[i] / total);
+                }
+                mu.push(0.5);
+                sigma.push(1.0);
+                weight.push(prior_weight / total);
+                let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+                let offset = mu
+                    .iter()
+                    .zip(&sigma)
+                    .zip(&weight)
+                    .map(|((&m, &s), &w)| {
+                        let mass = special::cdf((1.0 - m) / s) - special::cdf(-m / s);
+                        w.max(1e-300).ln() - s.ln() - half_ln_2pi - mass.max(1e-300).ln()
+                    })
+                    .collect();
+                let inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
+                Density::Normal {
+                    mu,
+                    sigma,
+                    inv_sigma,
+                    offset,
+                    weight,
+                }
+            }
+        }
+    }
+
+    /// `ln p(x)`; `scratch` is reused between calls.
+    fn ln_density(&self, x: f64, scratch: &mut Vec<f64>) -> f64 {
+        match self {
+            Density::Categorical(ln_p) => ln_p[(x as usize).min(ln_p.len() - 1)],
+            Density::Normal {
+                mu,
+                inv_sigma,
+                offset,
+                ..
+            } => {
+                scratch.clear();
+                scratch.extend(mu.iter().zip(inv_sigma).zip(offset).map(|((m, is), o)| {
+                    let z = (x - m) * is;
+                    o - 0.5 * z * z
+                }));
+                let max = scratch.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                // Terms more than e^36 below the largest change the sum by
+                // less than a rounding error; most kernels are narrow, so
+                // skipping their `exp` is most of the speed.
+                let floor = max - 36.0;
+                let sum: f64 = scratch
+                    .iter()
+                    .filter(|t| **t > floor)
+                    .map(|t| (t - max).exp())
+                    .sum();
+                max + sum.ln()
+            }
+        }
+    }
+
+    fn sample(&self, rng: &mut Rng) -> f64 {
+        match self {
+            Density::Categorical(ln_p) => Kernel::Categorical(ln_p.clone()).sample(rng),
+            Density::Normal {
+                mu, sigma, weight, ..
+            } => {
+                let mut at = rng.unit();
+                let mut chosen = mu.len() - 1;
+                for (i, w) in weight.iter().enumerate() {
+                    if at < *w {
+                        chosen = i;
+                        break;
+                    }
+                    at -= w;
+                }
+                for _ in 0..64 {
+                    let x = mu[chosen] + sigma[chosen] * rng.normal();
+                    if (0.0..=1.0).contains(&x) {
+                        return x;
+                    }
+                }
+                mu[chosen].clamp(0.0, 1.0)
+            }
+        }
+    }
+}
+
 /// Unit coordinates of a trial (continuous axes scaled to `[0, 1]`).
 pub(crate) fn to_unit(axes: &[Axis], x: &[f64]) -> Vec<f64> {
     axes.iter()
@@ -306,6 +463,31 @@ pub fn suggest(axes: &Axes, trials: &[Trial], config: &TpeConfig, rng: &mut Rng)
         .iter()
         .map(|(x, _)| to_unit(&axes.axes, x))
         .collect();
+    if !config.multivariate {
+        // Each param on its own: a density of the good and of the bad
+        // values of that param, candidates drawn from the good one.
+        let u: Vec<f64> = axes
+            .axes
+            .iter()
+            .enumerate()
+            .map(|(a, axis)| {
+                let column = |ids: &[usize]| ids.iter().map(|&i| units[i][a]).collect::<Vec<f64>>();
+                let l = Density::of(axis, &column(&good), &weights(good.len()), config.prior_weight);
+                let g = Density::of(axis, &column(&bad), &weights(bad.len()), config.prior_weight);
+                let mut scratch = Vec::new();
+                let mut best = (f64::NEG_INFINITY, 0.5);
+                for _ in 0..config.candidates.max(1) {
+                    let x = l.sample(rng);
+                    let score = l.ln_density(x, &mut scratch) - g.ln_density(x, &mut scratch);
+                    if score > best.0 {
+                        best = (score, x);
+                    }
+                }
+                best.1
+            })
+            .collect();
+        return axes.suggestion(&from_unit(&axes.axes, &u));
+    }
     let pick = |ids: &[usize]| ids.iter().map(|&i| units[i].clone()).collect::<Vec<_>>();
     let l = mixture(
         &axes.axes,
