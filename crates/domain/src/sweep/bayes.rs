@@ -38,7 +38,7 @@ impl Default for BayesConfig {
             restarts: 2,
             warmup: 2000,
             iterations: 40,
-            initial: 5,
+            initial: 10,
         }
     }
 }
