@@ -260,3 +260,67 @@ async fn stopping_a_sweep_stops_its_trials() {
         "{trials:?}"
     );
 }
+
+const THRESHOLD_SWEEP: &str = r#"
+version: 1.1
+kind: operation
+matrix:
+  kind: grid
+  concurrency: 2
+  params:
+    n: {kind: range, value: [0, 6, 1]}
+  earlyStopping:
+    - kind: metric_early_stopping
+      metric: loss
+      value: 0.5
+      optimization: minimize
+component:
+  inputs: [{name: n, type: int}]
+  run:
+    kind: job
+    container:
+      image: python:3.11
+      command: [python3, -c]
+      args:
+        - |
+          import json, os, time, urllib.request
+          url = "{}/api/v1/{}/{}/runs/{}/metrics".format(os.environ["TRELLIS_HOST"], os.environ["TRELLIS_OWNER"], os.environ["TRELLIS_PROJECT"], os.environ["TRELLIS_RUN_UUID"])
+          body = json.dumps({"metrics": [{"key": "loss", "value": {{ n }} + 0.1, "step": 1}]}).encode()
+          urllib.request.urlopen(urllib.request.Request(url, body, {"Content-Type": "application/json"})).read()
+          time.sleep(60)
+"#;
+
+/// A metric threshold stops the sweep while its trials run: the running
+/// trials are stopped, no more are created, and the sweep says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_stopping_ends_a_sweep_while_its_trials_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    let spec = dir.path().join("threshold.yaml");
+    std::fs::write(&spec, THRESHOLD_SWEEP).unwrap();
+    let spec = spec.to_string_lossy().into_owned();
+    let (server, created) = tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", "stopping"]);
+        let created = json(&server, &["run", "-f", &spec, "-p", "stopping"]);
+        (server, created)
+    })
+    .await
+    .unwrap();
+    let uuid = created["uuid"].as_str().unwrap().to_owned();
+    // Trial 0 logs 0.1 at once, below the goal of 0.5; the trials sleep a
+    // minute, so only stopping them ends the sweep within the deadline.
+    let sweep = wait_done(&server, "stopping", &uuid, Duration::from_secs(40)).await;
+    assert_eq!(sweep["status"], "succeeded", "{sweep}");
+    let (_, statuses) = server
+        .request("GET", &format!("/api/v1/default/stopping/runs/{uuid}/statuses"), None)
+        .await
+        .unwrap();
+    assert!(
+        statuses.to_string().contains("Early stopping: `loss` reached 0.1"),
+        "{statuses}"
+    );
+    let trials = children(&server, "stopping", &uuid).await;
+    assert_eq!(trials.len(), 2, "no trial is created once the goal is met: {trials:?}");
+    assert!(trials.iter().all(|t| t["status"] == "stopped"), "{trials:?}");
+    assert!((sweep["outputs"]["loss"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+}
