@@ -1,7 +1,7 @@
 //! Pipeline controllers: `matrix` runs (sweeps) and `dag` runs.
 //!
 //! A controller run executes nothing itself. Every scheduler tick,
-//! [`drive`] reads each active controller's children back from the
+//! `drive` reads each active controller's children back from the
 //! database (`runs.pipeline_id`), asks the pure decisions in
 //! `trellis_domain` what to do (`sweep::plan::Matrix::next`,
 //! `dag::advance`, `sweep::stopping::judge`), creates or stops children,
