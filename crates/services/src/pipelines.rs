@@ -494,12 +494,20 @@ impl crate::runs::Runs<'_> {
                         .objective
                         .as_ref()
                         .is_some_and(|o| o.goal == trellis_domain::sweep::stopping::Goal::Maximize),
-                    params: matrix
-                        .space
-                        .params
-                        .iter()
-                        .map(|(name, _)| name.clone())
-                        .collect(),
+                    // A mapping lists its params in its rows.
+                    params: if matrix.space.params.is_empty() {
+                        sweep
+                            .matrix
+                            .values
+                            .iter()
+                            .flatten()
+                            .flat_map(|row| row.keys().cloned())
+                            .collect::<std::collections::BTreeSet<_>>()
+                            .into_iter()
+                            .collect()
+                    } else {
+                        matrix.space.params.iter().map(|(name, _)| name.clone()).collect()
+                    },
                 });
             }
             _ => {
