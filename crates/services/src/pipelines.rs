@@ -506,7 +506,12 @@ impl crate::runs::Runs<'_> {
                             .into_iter()
                             .collect()
                     } else {
-                        matrix.space.params.iter().map(|(name, _)| name.clone()).collect()
+                        matrix
+                            .space
+                            .params
+                            .iter()
+                            .map(|(name, _)| name.clone())
+                            .collect()
                     },
                 });
             }

@@ -312,15 +312,28 @@ async fn early_stopping_ends_a_sweep_while_its_trials_run() {
     let sweep = wait_done(&server, "stopping", &uuid, Duration::from_secs(40)).await;
     assert_eq!(sweep["status"], "succeeded", "{sweep}");
     let (_, statuses) = server
-        .request("GET", &format!("/api/v1/default/stopping/runs/{uuid}/statuses"), None)
+        .request(
+            "GET",
+            &format!("/api/v1/default/stopping/runs/{uuid}/statuses"),
+            None,
+        )
         .await
         .unwrap();
     assert!(
-        statuses.to_string().contains("Early stopping: `loss` reached 0.1"),
+        statuses
+            .to_string()
+            .contains("Early stopping: `loss` reached 0.1"),
         "{statuses}"
     );
     let trials = children(&server, "stopping", &uuid).await;
-    assert_eq!(trials.len(), 2, "no trial is created once the goal is met: {trials:?}");
-    assert!(trials.iter().all(|t| t["status"] == "stopped"), "{trials:?}");
+    assert_eq!(
+        trials.len(),
+        2,
+        "no trial is created once the goal is met: {trials:?}"
+    );
+    assert!(
+        trials.iter().all(|t| t["status"] == "stopped"),
+        "{trials:?}"
+    );
     assert!((sweep["outputs"]["loss"].as_f64().unwrap() - 0.1).abs() < 1e-9);
 }

@@ -472,8 +472,18 @@ pub fn suggest(axes: &Axes, trials: &[Trial], config: &TpeConfig, rng: &mut Rng)
             .enumerate()
             .map(|(a, axis)| {
                 let column = |ids: &[usize]| ids.iter().map(|&i| units[i][a]).collect::<Vec<f64>>();
-                let l = Density::of(axis, &column(&good), &weights(good.len()), config.prior_weight);
-                let g = Density::of(axis, &column(&bad), &weights(bad.len()), config.prior_weight);
+                let l = Density::of(
+                    axis,
+                    &column(&good),
+                    &weights(good.len()),
+                    config.prior_weight,
+                );
+                let g = Density::of(
+                    axis,
+                    &column(&bad),
+                    &weights(bad.len()),
+                    config.prior_weight,
+                );
                 let mut scratch = Vec::new();
                 let mut best = (f64::NEG_INFINITY, 0.5);
                 for _ in 0..config.candidates.max(1) {
