@@ -335,5 +335,5 @@ async fn early_stopping_ends_a_sweep_while_its_trials_run() {
         trials.iter().all(|t| t["status"] == "stopped"),
         "{trials:?}"
     );
-    assert!((sweep["outputs"]["loss"].as_f64().unwrap() - 0.1).abs() < 1e-9);
+    assert_eq!(sweep["outputs"]["trials"], 2);
 }
