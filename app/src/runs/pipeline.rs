@@ -153,17 +153,24 @@ fn DagView(data: PipelineData, base: String) -> impl IntoView {
             let label = status.map_or("waiting".to_owned(), |s| s.as_str().replace('_', " "));
             let href = run.as_ref().map(|r| format!("{base}/{}", r.uuid));
             let (x, y) = (x_of(i), y_of(i));
-            let node = view! {
-                <g data-testid="dag-node" data-op=op.name.clone() data-status=label.clone()>
-                    <rect x=x y=y width=NODE_W height=NODE_H rx="8" fill=fill stroke=text stroke-opacity="0.5" />
-                    <text x=x + 10.0 y=y + 18.0 fill=text font-size="13" font-weight="600">{op.name.clone()}</text>
-                    <text x=x + 10.0 y=y + 35.0 fill=text font-size="11">{label.clone()}</text>
-                    <title>{format!("{} ({})", op.name, op.trigger)}</title>
-                </g>
+            // Nodes are HTML over the SVG of the edges: an `<a>` made in
+            // the browser would be an HTML element, which SVG does not draw.
+            let style = format!(
+                "left:{x:.0}px;top:{y:.0}px;width:{NODE_W:.0}px;height:{NODE_H:.0}px;background:{fill};color:{text};border-color:{text}"
+            );
+            let title = format!("{} ({})", op.name, op.trigger);
+            let class = "absolute flex flex-col justify-center rounded-lg border border-opacity-50 px-2.5 text-left no-underline hover:ring-2 hover:ring-emerald-500";
+            let inner = view! {
+                <span class="truncate text-[13px] font-semibold">{op.name.clone()}</span>
+                <span class="text-[11px]">{label.clone()}</span>
             };
             match href {
-                Some(href) => view! { <a href=href>{node}</a> }.into_any(),
-                None => node.into_any(),
+                Some(href) => view! {
+                    <a href=href class=class style=style title=title data-testid="dag-node" data-op=op.name.clone() data-status=label.clone()>{inner}</a>
+                }.into_any(),
+                None => view! {
+                    <div class=class style=style title=title data-testid="dag-node" data-op=op.name.clone() data-status=label.clone()>{inner}</div>
+                }.into_any(),
             }
         })
         .collect_view();
@@ -172,15 +179,17 @@ fn DagView(data: PipelineData, base: String) -> impl IntoView {
             <div>
                 <h2 class="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">"Graph"</h2>
                 <div class="overflow-x-auto rounded-lg border border-slate-200 bg-white p-2 text-slate-500 dark:border-slate-800 dark:bg-slate-900">
-                    <svg viewBox=format!("0 0 {width:.0} {height:.0}") width=format!("{width:.0}") height=format!("{height:.0}") role="img" aria-label="The dag's operations, left to right" data-testid="dag-graph">
-                        <defs>
-                            <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
-                                <path d="M 0 0 L 10 5 L 0 10 z" fill="currentColor" />
-                            </marker>
-                        </defs>
-                        {edges}
+                    <div class="relative" style=format!("width:{width:.0}px;height:{height:.0}px") role="group" aria-label="The dag's operations, left to right" data-testid="dag-graph">
+                        <svg class="absolute inset-0" viewBox=format!("0 0 {width:.0} {height:.0}") width=format!("{width:.0}") height=format!("{height:.0}") aria-hidden="true">
+                            <defs>
+                                <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+                                    <path d="M 0 0 L 10 5 L 0 10 z" fill="currentColor" />
+                                </marker>
+                            </defs>
+                            {edges}
+                        </svg>
                         {nodes}
-                    </svg>
+                    </div>
                 </div>
             </div>
             <Gantt children=children.clone() base=base.clone() />
