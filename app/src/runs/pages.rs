@@ -63,7 +63,7 @@ pub fn RunPage() -> impl IntoView {
     }
 }
 
-type RunResource = Resource<Result<RunPageData, AppError>>;
+pub(crate) type RunResource = Resource<Result<RunPageData, AppError>>;
 
 /// Calls `changed` with the run whose status changed in the project's
 /// status stream, or `None` when changes may have been missed (the stream

@@ -10,7 +10,7 @@ use trellis_charts::{Chart, Line, XFormat, YScale};
 use trellis_domain::lifecycle::RunStatus;
 
 use super::compare::ParallelCoordinates;
-use super::pages::follow_statuses;
+use super::pages::{RunResource, follow_statuses};
 use super::param;
 use crate::error::AppError;
 use crate::ui::{EmptyState, ErrorView, StatusBadge, format_duration};
@@ -58,6 +58,30 @@ pub fn RunPipelineTab() -> impl IntoView {
     // Any status change in the project may be one of the children's.
     follow_statuses(owner, project, move |_| {
         set_refresh.update(|n| *n = n.wrapping_add(1));
+    });
+    // Changes between the page's render and the stream's opening are not
+    // streamed: while the pipeline is not done, also re-read every 3 s.
+    let run = use_context::<RunResource>();
+    Effect::new(move |_| {
+        // One more read after the pipeline is seen done, for its last
+        // children's final states.
+        let finished_reads = std::cell::Cell::new(0_u8);
+        let poll = move || {
+            let done = run
+                .and_then(|r| r.get_untracked())
+                .and_then(|d| d.ok())
+                .is_some_and(|d| d.run.status.is_done());
+            if done {
+                if finished_reads.get() >= 1 {
+                    return;
+                }
+                finished_reads.set(1);
+            }
+            set_refresh.update(|n| *n = n.wrapping_add(1));
+        };
+        if let Ok(handle) = set_interval_with_handle(poll, std::time::Duration::from_secs(3)) {
+            on_cleanup(move || handle.clear());
+        }
     });
     view! {
         <div class="mt-6">

@@ -283,6 +283,28 @@ fn op_state(status: RunStatus) -> OpState {
     }
 }
 
+/// Each operation's run (by name) and state; an operation without a run
+/// is waiting.
+fn op_states<'a>(
+    plan: &DagPlan,
+    children: &'a [RunRow],
+) -> (BTreeMap<&'a str, &'a RunRow>, Vec<OpState>) {
+    let by_op: BTreeMap<&str, &RunRow> = children
+        .iter()
+        .filter_map(|c| Some((c.pipeline.as_ref()?.op.as_deref()?, c)))
+        .collect();
+    let states = plan
+        .ops
+        .iter()
+        .map(|op| {
+            by_op
+                .get(op.name.as_str())
+                .map_or(OpState::Waiting, |c| op_state(c.status))
+        })
+        .collect();
+    (by_op, states)
+}
+
 fn target(run: &RunRow) -> RefTarget {
     RefTarget {
         uuid: run.uuid.simple().to_string(),
@@ -300,19 +322,7 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
     }
     let plan: DagPlan = pipeline::dag(&controller.content)
         .map_err(|e| crate::ServiceError::invalid("content", e))?;
-    let by_op: BTreeMap<&str, &RunRow> = children
-        .iter()
-        .filter_map(|c| Some((c.pipeline.as_ref()?.op.as_deref()?, c)))
-        .collect();
-    let states: Vec<OpState> = plan
-        .ops
-        .iter()
-        .map(|op| {
-            by_op
-                .get(op.name.as_str())
-                .map_or(OpState::Waiting, |c| op_state(c.status))
-        })
-        .collect();
+    let (by_op, states) = op_states(&plan, &children);
     let upstream: BTreeMap<String, RefTarget> = by_op
         .iter()
         .map(|(name, run)| ((*name).to_owned(), target(run)))
@@ -401,19 +411,7 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
             .await?;
     }
     let children = trellis_db::runs::children(&services.db, controller.id).await?;
-    let by_op: BTreeMap<&str, &RunRow> = children
-        .iter()
-        .filter_map(|c| Some((c.pipeline.as_ref()?.op.as_deref()?, c)))
-        .collect();
-    let states: Vec<OpState> = plan
-        .ops
-        .iter()
-        .map(|op| {
-            by_op
-                .get(op.name.as_str())
-                .map_or(OpState::Waiting, |c| op_state(c.status))
-        })
-        .collect();
+    let (_, states) = op_states(&plan, &children);
     let Some(outcome) = dag::outcome(&states) else {
         return Ok(());
     };

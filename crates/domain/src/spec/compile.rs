@@ -823,7 +823,7 @@ fn check_dag(run: &RawRun, at: &str) -> Result<(), SpecError> {
 
 /// The operations `op` waits for: its `dependencies`, and the operations
 /// its params take by `ref: ops.<name>`.
-fn upstream_of(op: &RawFile) -> Vec<&str> {
+pub(crate) fn upstream_of(op: &RawFile) -> Vec<&str> {
     let declared = op.dependencies.iter().flatten().map(String::as_str);
     let referenced = op
         .params

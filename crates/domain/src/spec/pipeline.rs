@@ -116,13 +116,7 @@ pub fn dag(content: &str) -> Result<DagPlan, SpecError> {
             return Err(SpecError::at(at, "an operation is a mapping"));
         };
         let mut upstream: Vec<usize> = Vec::new();
-        let declared = op.dependencies.iter().flatten().map(String::as_str);
-        let referenced = op
-            .params
-            .iter()
-            .flat_map(|p| p.values())
-            .filter_map(|param| param.reference.as_deref()?.strip_prefix("ops."));
-        for dependency in declared.chain(referenced) {
+        for dependency in super::compile::upstream_of(op) {
             let index = names.iter().position(|n| n == dependency).ok_or_else(|| {
                 SpecError::at(
                     &at,
