@@ -32,6 +32,23 @@ async fn children(server: &Server, project: &str, uuid: &str) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
+/// Starts a server on `dir`, creates `project` and submits `spec` with
+/// `trellis run -f`; returns the server and the new run's uuid.
+async fn submit(dir: &std::path::Path, project: &'static str, spec: &str) -> (Server, String) {
+    let server = Server::start_with(dir, None, &[]).await;
+    let path = dir.join("spec.yaml");
+    std::fs::write(&path, spec).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    tokio::task::spawn_blocking(move || {
+        json(&server, &["projects", "create", project]);
+        let created = json(&server, &["run", "-f", &path, "-p", project]);
+        let uuid = created["uuid"].as_str().unwrap().to_owned();
+        (server, uuid)
+    })
+    .await
+    .unwrap()
+}
+
 async fn wait_done(server: &Server, project: &str, uuid: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
     loop {
@@ -213,23 +230,11 @@ component:
   run: {kind: job, container: {image: busybox, command: [sh, -c, "sleep 60"]}}
 "#;
 
-/// Stopping a sweep stops its running trials and creates no more; a
-/// restarted server carries a sweep on instead of failing it.
+/// Stopping a sweep stops its running trials and creates no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_a_sweep_stops_its_trials() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None, &[]).await;
-    let spec = dir.path().join("slow.yaml");
-    std::fs::write(&spec, SLOW_SWEEP).unwrap();
-    let spec = spec.to_string_lossy().into_owned();
-    let (server, created) = tokio::task::spawn_blocking(move || {
-        json(&server, &["projects", "create", "sweeps"]);
-        let created = json(&server, &["run", "-f", &spec, "-p", "sweeps"]);
-        (server, created)
-    })
-    .await
-    .unwrap();
-    let uuid = created["uuid"].as_str().unwrap().to_owned();
+    let (server, uuid) = submit(dir.path(), "sweeps", SLOW_SWEEP).await;
     // Two trials at a time (the matrix's concurrency), both running.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -295,18 +300,7 @@ component:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_stopping_ends_a_sweep_while_its_trials_run() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None, &[]).await;
-    let spec = dir.path().join("threshold.yaml");
-    std::fs::write(&spec, THRESHOLD_SWEEP).unwrap();
-    let spec = spec.to_string_lossy().into_owned();
-    let (server, created) = tokio::task::spawn_blocking(move || {
-        json(&server, &["projects", "create", "stopping"]);
-        let created = json(&server, &["run", "-f", &spec, "-p", "stopping"]);
-        (server, created)
-    })
-    .await
-    .unwrap();
-    let uuid = created["uuid"].as_str().unwrap().to_owned();
+    let (server, uuid) = submit(dir.path(), "stopping", THRESHOLD_SWEEP).await;
     // Trial 0 logs 0.1 at once, below the goal of 0.5; the trials sleep a
     // minute, so only stopping them ends the sweep within the deadline.
     let sweep = wait_done(&server, "stopping", &uuid, Duration::from_secs(40)).await;
