@@ -315,6 +315,15 @@ impl Runs<'_> {
                 .collect();
             let compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
                 .map_err(|e| ServiceError::invalid("content", e))?;
+            // A valid sweep this server cannot drive (`iterative`,
+            // `anneal`) is refused now rather than failed once started.
+            if compiled.matrix.is_some()
+                && let Some(sweep) = spec::pipeline::sweep(&content)
+                    .map_err(|e| ServiceError::invalid("content", e))?
+            {
+                trellis_domain::sweep::plan::Matrix::from_raw(&sweep.matrix, 0)
+                    .map_err(|e| ServiceError::invalid("content", format!("matrix: {e}")))?;
+            }
             Some(compiled)
         };
         let inputs = compiled

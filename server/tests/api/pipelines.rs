@@ -235,6 +235,22 @@ component:
 async fn stopping_a_sweep_stops_its_trials() {
     let dir = tempfile::tempdir().unwrap();
     let (server, uuid) = submit(dir.path(), "sweeps", SLOW_SWEEP).await;
+    // A sweep the server cannot drive is refused at submission, by name.
+    let iterative = SLOW_SWEEP.replace("kind: grid", "kind: iterative");
+    let (status, body) = server
+        .request(
+            "POST",
+            "/api/v1/default/sweeps/runs",
+            Some(serde_json::json!({ "content": iterative })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("`iterative` matrix is not supported"),
+        "{body}"
+    );
     // Two trials at a time (the matrix's concurrency), both running.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -152,8 +152,8 @@ impl Matrix {
             "random" => (Algorithm::Random, runs.ok_or("`numRuns` is required")?),
             "hyperopt" => {
                 if raw.algorithm.as_deref().is_some_and(|a| a != "tpe") {
-                    // `rand` is a random search; `anneal` is not implemented,
-                    // and saying so beats silently running TPE instead.
+                    // `rand` is a random search. Trellis has no annealing
+                    // search: refusing `anneal` beats silently running TPE.
                     if raw.algorithm.as_deref() == Some("rand") {
                         (Algorithm::Random, runs.ok_or("`numRuns` is required")?)
                     } else {
