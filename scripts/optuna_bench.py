@@ -54,7 +54,9 @@ FUNCTIONS = {
 }
 
 
-def run(function, sampler_name, seed, evals):
+def run(function, sampler_name, seed, evals, initial=None):
+    """Best-so-far after each evaluation. With `initial`, the first trials
+    evaluate those points (enqueued) before the sampler takes over."""
     f, bounds = FUNCTIONS[function]
     sampler = (
         optuna.samplers.GPSampler(seed=seed)
@@ -62,6 +64,8 @@ def run(function, sampler_name, seed, evals):
         else optuna.samplers.TPESampler(seed=seed)
     )
     study = optuna.create_study(sampler=sampler)
+    for point in initial or []:
+        study.enqueue_trial({f"x{i}": v for i, v in enumerate(point)})
 
     def objective(trial):
         return f([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)])
@@ -97,12 +101,19 @@ def suggestion_time(trials, params, repeats):
 
 def main():
     seeds, evals, functions = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
+    # Optional: a JSON file {function: {seed: [point, ...]}} of initial
+    # designs shared with the Rust side (the paired comparison).
+    designs = json.load(open(sys.argv[4])) if len(sys.argv) > 4 else {}
     print(json.dumps({"optuna": optuna.__version__}), flush=True)
     for function in functions:
         for sampler in ("gp", "tpe"):
             for seed in range(seeds):
                 best, elapsed = run(function, sampler, seed, evals)
                 print(json.dumps({"function": function, "sampler": sampler, "seed": seed, "best": best, "seconds": elapsed}), flush=True)
+                initial = designs.get(function, {}).get(str(seed))
+                if initial:
+                    best, elapsed = run(function, sampler, seed, evals, initial)
+                    print(json.dumps({"function": function, "sampler": sampler, "paired": True, "seed": seed, "best": best, "seconds": elapsed}), flush=True)
     print(json.dumps({"tpe_suggest_seconds": suggestion_time(1000, 8, 20)}), flush=True)
 
 

@@ -17,7 +17,9 @@
 //! - a compare of 100 runs × 10,000 points (`metrics/compare`, 800 points
 //!   each).
 //!
-//! `TRELLIS_BENCH_DATABASES=sqlite` (or `postgres`) runs one database only.
+//! `TRELLIS_BENCH_DATABASES=sqlite` (or `postgres`) runs one database only;
+//! `TRELLIS_BENCH_KEEP_DB=1` keeps the PostgreSQL database afterwards and
+//! prints its URL, to read query plans.
 //! Results print as a Markdown table; record them in docs/benchmarks.md.
 //! The goals (issue 6): runs page p99 < 100 ms, 1M-point chart p99 <
 //! 150 ms, compare < 1 s.
@@ -268,7 +270,14 @@ async fn bench(database: &'static str, postgres: bool, rows: &mut Vec<Row>) {
             times,
         });
     }
-    drop(pg);
+    match pg {
+        // To read plans afterwards (`EXPLAIN ANALYZE` in psql).
+        Some(db) if std::env::var_os("TRELLIS_BENCH_KEEP_DB").is_some() => {
+            eprintln!("  kept database: {}", db.url);
+            std::mem::forget(db);
+        }
+        other => drop(other),
+    }
 }
 
 fn main() {

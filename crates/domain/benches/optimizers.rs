@@ -5,6 +5,12 @@
 //! seeds (default 20); and the time of one TPE suggestion after 1000
 //! trials of 8 params.
 //!
+//! A second, paired table (`TRELLIS_BENCH_PAIRED=0` skips it) runs every
+//! seed again with both sides starting from the same 10 random points:
+//! on a multimodal function the basin those points happen to fall in
+//! decides most of the regret, and pairing takes that luck out of the
+//! comparison.
+//!
 //! Run with `scripts/dev bench-optimizers` (installs Optuna, SciPy and
 //! PyTorch from PyPI into `~/.cache/trellis/optuna-venv` once, then runs
 //! `cargo bench -p trellis-domain --bench optimizers`). Results print as
@@ -120,11 +126,44 @@ fn point(p: &Suggestion, d: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Best-so-far after each evaluation of one optimizer run.
-fn run(optimizer: &str, f: Objective, bounds: &[(f64, f64)], seed: u64, evals: usize) -> Vec<f64> {
+/// Random trials before either side's model is used (both default to 10).
+const INITIAL: usize = 10;
+
+/// The shared initial design of a paired run: `INITIAL` uniform points
+/// from a stream of its own, so both sides start from the same trials.
+fn initial_design(bounds: &[(f64, f64)], seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = Rng::stream(seed ^ 0x5EED_0F_DE51_6E, bounds.len() as u64);
+    (0..INITIAL)
+        .map(|_| {
+            bounds
+                .iter()
+                .map(|(low, high)| rng.uniform(*low, *high))
+                .collect()
+        })
+        .collect()
+}
+
+/// Best-so-far after each evaluation of one optimizer run; with
+/// `initial`, those points are evaluated first.
+fn run(
+    optimizer: &str,
+    f: Objective,
+    bounds: &[(f64, f64)],
+    seed: u64,
+    evals: usize,
+    initial: &[Vec<f64>],
+) -> Vec<f64> {
     let axes = axes(bounds);
     let mut trials: Vec<Trial> = Vec::with_capacity(evals);
     let mut best = Vec::with_capacity(evals);
+    for x in initial {
+        let loss = f(x);
+        best.push(best.last().map_or(loss, |b: &f64| b.min(loss)));
+        trials.push(Trial {
+            params: axes.suggestion(x),
+            loss: Some(loss),
+        });
+    }
     while trials.len() < evals {
         let mut rng = Rng::stream(seed, trials.len() as u64);
         let params = match optimizer {
@@ -211,19 +250,32 @@ fn main() {
     // best-so-far per (optimizer, function, seed)
     let mut runs: BTreeMap<(String, String, u64), Vec<f64>> = BTreeMap::new();
     let mut seconds: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let paired = env_number("TRELLIS_BENCH_PAIRED", 1) == 1;
+    let mut designs = serde_json::Map::new();
     for (name, f, bounds, _) in functions() {
+        let mut by_seed = serde_json::Map::new();
         for optimizer in ["bayes", "tpe"] {
             for seed in 0..seeds as u64 {
                 let started = Instant::now();
-                let best = run(optimizer, f, &bounds, seed, evals);
+                let best = run(optimizer, f, &bounds, seed, evals, &[]);
                 *seconds
                     .entry((optimizer.to_owned(), name.to_owned()))
                     .or_default() += started.elapsed().as_secs_f64();
                 runs.insert((optimizer.to_owned(), name.to_owned(), seed), best);
+                if paired {
+                    let design = initial_design(&bounds, seed);
+                    let best = run(optimizer, f, &bounds, seed, evals, &design);
+                    runs.insert((format!("{optimizer}-paired"), name.to_owned(), seed), best);
+                    by_seed.insert(seed.to_string(), serde_json::json!(design));
+                }
             }
             eprintln!("trellis {optimizer} on {name}: done");
         }
+        designs.insert(name.to_owned(), Value::Object(by_seed));
     }
+    let designs_file =
+        std::env::temp_dir().join(format!("trellis-designs-{}.json", std::process::id()));
+    std::fs::write(&designs_file, Value::Object(designs).to_string()).unwrap();
     let ours = tpe_suggestion_seconds();
     eprintln!("running Optuna ({}), this takes a while", venv.display());
     let mut child = Command::new(venv.join("bin/python"))
@@ -232,6 +284,7 @@ fn main() {
             &seeds.to_string(),
             &evals.to_string(),
             &names.join(","),
+            designs_file.to_str().unwrap(),
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -245,10 +298,15 @@ fn main() {
         } else if let Some(t) = v["tpe_suggest_seconds"].as_f64() {
             theirs = t;
         } else {
-            let optimizer = match v["sampler"].as_str().unwrap() {
+            let mut optimizer = match v["sampler"].as_str().unwrap() {
                 "gp" => "optuna-gp",
                 _ => "optuna-tpe",
-            };
+            }
+            .to_owned();
+            let is_paired = v["paired"].as_bool() == Some(true);
+            if is_paired {
+                optimizer.push_str("-paired");
+            }
             let name = v["function"].as_str().unwrap().to_owned();
             let best: Vec<f64> = v["best"]
                 .as_array()
@@ -256,47 +314,58 @@ fn main() {
                 .iter()
                 .map(|b| b.as_f64().unwrap())
                 .collect();
-            *seconds
-                .entry((optimizer.to_owned(), name.clone()))
-                .or_default() += v["seconds"].as_f64().unwrap();
-            runs.insert(
-                (optimizer.to_owned(), name, v["seed"].as_u64().unwrap()),
-                best,
-            );
+            if !is_paired {
+                *seconds
+                    .entry((optimizer.clone(), name.clone()))
+                    .or_default() += v["seconds"].as_f64().unwrap();
+            }
+            runs.insert((optimizer, name, v["seed"].as_u64().unwrap()), best);
             eprint!(".");
         }
     }
     assert!(child.wait().unwrap().success(), "the Optuna side failed");
+    let _ = std::fs::remove_file(&designs_file);
     eprintln!();
     println!(
         "Optuna {optuna_version}; {seeds} seeds; median regret (best found − optimum), lower is better\n"
     );
-    println!(
-        "| function | evals | Trellis bayes | Optuna GPSampler | ratio | Trellis TPE | Optuna TPESampler | ratio |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for (name, _, _, optimum) in functions() {
-        for budget in [50, evals] {
-            let regret = |optimizer: &str| {
-                median(
-                    (0..seeds as u64)
-                        .filter_map(|s| runs.get(&(optimizer.to_owned(), name.to_owned(), s)))
-                        .map(|best| best[budget - 1] - optimum)
-                        .collect(),
-                )
-            };
-            let (b, g, t, o) = (
-                regret("bayes"),
-                regret("optuna-gp"),
-                regret("tpe"),
-                regret("optuna-tpe"),
-            );
-            println!(
-                "| {name} | {budget} | {b:.3e} | {g:.3e} | {:.2} | {t:.3e} | {o:.3e} | {:.2} |",
-                b / g,
-                t / o
-            );
+    let table = |suffix: &str| {
+        println!(
+            "| function | evals | Trellis bayes | Optuna GPSampler | ratio | Trellis TPE | Optuna TPESampler | ratio |"
+        );
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for (name, _, _, optimum) in functions() {
+            for budget in [50, evals] {
+                let regret = |optimizer: &str| {
+                    median(
+                        (0..seeds as u64)
+                            .filter_map(|s| {
+                                runs.get(&(format!("{optimizer}{suffix}"), name.to_owned(), s))
+                            })
+                            .map(|best| best[budget - 1] - optimum)
+                            .collect(),
+                    )
+                };
+                let (b, g, t, o) = (
+                    regret("bayes"),
+                    regret("optuna-gp"),
+                    regret("tpe"),
+                    regret("optuna-tpe"),
+                );
+                println!(
+                    "| {name} | {budget} | {b:.3e} | {g:.3e} | {:.2} | {t:.3e} | {o:.3e} | {:.2} |",
+                    b / g,
+                    t / o
+                );
+            }
         }
+    };
+    table("");
+    if paired {
+        println!(
+            "\nPaired: every run of seed s starts from the same {INITIAL} random points on both sides (Optuna's enqueued), so the table compares the models, not the luck of the initial draws\n"
+        );
+        table("-paired");
     }
     let under = |optimizer: &str| {
         (0..seeds as u64)

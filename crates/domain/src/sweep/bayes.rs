@@ -37,7 +37,7 @@ impl Default for BayesConfig {
             length_scale: 0.5,
             restarts: 2,
             warmup: 2000,
-            iterations: 40,
+            iterations: 200,
             initial: 10,
         }
     }

@@ -429,13 +429,100 @@ impl Gp {
             Acquisition::Poi { xi } => special::ln_cdf((self.best - xi - mu) / sigma),
         }
     }
+
+    /// The length scales, per param (unit coordinates).
+    pub fn length_scales(&self) -> Vec<f64> {
+        self.hyper.ln_lengths.iter().map(|l| l.exp()).collect()
+    }
+
+    /// [`Gp::acquisition`] and its gradient in `x` along the continuous
+    /// axes (zero on categorical ones), in closed form: the acquisition
+    /// search climbs it, and finite differences break down next to an
+    /// observed point, where the posterior deviation vanishes.
+    pub fn acquisition_gradient(&self, acquisition: Acquisition, x: &[f64]) -> (f64, Vec<f64>) {
+        let n = self.x.len();
+        let d = x.len();
+        let inv_l2: Vec<f64> = self
+            .hyper
+            .ln_lengths
+            .iter()
+            .map(|l| (-2.0 * l).exp())
+            .collect();
+        let s2 = (2.0 * self.hyper.ln_signal).exp();
+        let mut ks = Vec::with_capacity(n);
+        let mut dk_dr2 = Vec::with_capacity(n);
+        for xi in &self.x {
+            let (k, dk) = shape(self.kernel, distance(xi, x, &self.categorical, &inv_l2));
+            ks.push(s2 * k);
+            dk_dr2.push(s2 * dk);
+        }
+        let mean: f64 = ks.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
+        let v = forward(&self.chol, n, &ks);
+        let raw_var = s2 - v.iter().map(|a| a * a).sum::<f64>();
+        let var = raw_var.max(1e-18);
+        let sigma = var.sqrt();
+        // K⁻¹k, for the derivative of the variance: ∂var = -2 (K⁻¹k)ᵀ ∂k.
+        let w = backward(&self.chol, n, &v);
+        let mut d_mean = vec![0.0; d];
+        let mut d_sigma = vec![0.0; d];
+        for m in 0..d {
+            if self.categorical[m] {
+                continue;
+            }
+            let (mut dm, mut dv) = (0.0, 0.0);
+            for i in 0..n {
+                let dk = dk_dr2[i] * 2.0 * (x[m] - self.x[i][m]) * inv_l2[m];
+                dm += self.alpha[i] * dk;
+                dv -= 2.0 * w[i] * dk;
+            }
+            d_mean[m] = dm;
+            d_sigma[m] = if raw_var > 1e-18 {
+                dv / (2.0 * sigma)
+            } else {
+                0.0
+            };
+        }
+        match acquisition {
+            Acquisition::Ucb { kappa } => (
+                -(mean - kappa * sigma),
+                (0..d).map(|m| -d_mean[m] + kappa * d_sigma[m]).collect(),
+            ),
+            Acquisition::Ei { xi } => {
+                let z = (self.best - xi - mean) / sigma;
+                let ln_ei = special::ln_ei(z);
+                // d ln ei(z)/dz = Φ(z) / ei(z).
+                let slope = (special::ln_cdf(z) - ln_ei).exp();
+                let grad = (0..d)
+                    .map(|m| {
+                        let dz = (-d_mean[m] - z * d_sigma[m]) / sigma;
+                        d_sigma[m] / sigma + slope * dz
+                    })
+                    .collect();
+                (sigma.ln() + ln_ei, grad)
+            }
+            Acquisition::Poi { xi } => {
+                let z = (self.best - xi - mean) / sigma;
+                let ln_cdf = special::ln_cdf(z);
+                let slope = (-0.5 * z * z - 0.5 * (2.0 * std::f64::consts::PI).ln() - ln_cdf).exp();
+                let grad = (0..d)
+                    .map(|m| slope * (-d_mean[m] - z * d_sigma[m]) / sigma)
+                    .collect();
+                (ln_cdf, grad)
+            }
+        }
+    }
 }
 
 /// Where to look: the point of the unit box (categorical axes: indexes
-/// below their count) that maximizes `gp`'s acquisition. `warmup` random
-/// candidates (plus perturbations of the best observed points) are
-/// scored, and the best few refined by L-BFGS on the continuous axes with
-/// `iterations` steps each.
+/// below their count) that maximizes `gp`'s acquisition, searched as
+/// Optuna's GPSampler does. `warmup` random points are scored; local
+/// searches start from the best of them, from up to eight more drawn
+/// with probability proportional to their acquisition (a roulette, so
+/// that promising regions away from the best also get refined), and from
+/// the best observed point (`incumbents[0]`). Each climbs the closed-form
+/// gradient with L-BFGS for at most `iterations` steps, in coordinates
+/// divided by the length scales (so every axis is equally curved), and
+/// then tries every other value of each categorical axis.
 #[allow(clippy::too_many_arguments)]
 pub fn maximize_acquisition(
     gp: &Gp,
@@ -446,7 +533,7 @@ pub fn maximize_acquisition(
     iterations: usize,
     rng: &mut Rng,
 ) -> Vec<f64> {
-    let d = choices.len();
+    const ROULETTE: usize = 8;
     let random_point = |rng: &mut Rng| -> Vec<f64> {
         choices
             .iter()
@@ -456,72 +543,127 @@ pub fn maximize_acquisition(
             })
             .collect()
     };
-    let mut candidates: Vec<Vec<f64>> = (0..warmup.max(1)).map(|_| random_point(rng)).collect();
-    for incumbent in incumbents {
-        for _ in 0..(warmup / 10).max(20) {
-            candidates.push(
-                incumbent
-                    .iter()
-                    .zip(choices)
-                    .map(|(&v, c)| match c {
-                        Some(k) if rng.unit() < 0.2 => rng.below(*k) as f64,
-                        Some(_) => v,
-                        None => (v + 0.05 * rng.normal()).clamp(0.0, 1.0),
-                    })
-                    .collect(),
-            );
-        }
-    }
-    let mut scored: Vec<(f64, Vec<f64>)> = candidates
-        .into_iter()
-        .map(|c| (gp.acquisition(acquisition, &c), c))
+    let scored: Vec<(f64, Vec<f64>)> = (0..warmup.max(1))
+        .map(|_| {
+            let c = random_point(rng);
+            (gp.acquisition(acquisition, &c), c)
+        })
         .filter(|(s, _)| s.is_finite())
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    scored.truncate(5);
-    let continuous: Vec<usize> = (0..d).filter(|&i| choices[i].is_none()).collect();
-    let mut best: Option<(f64, Vec<f64>)> = None;
-    for (score, start) in scored {
-        let mut point = start.clone();
-        let mut value = score;
-        if !continuous.is_empty() && iterations > 0 {
-            let x0: Vec<f64> = continuous.iter().map(|&i| start[i]).collect();
-            let negative = |v: &[f64]| {
-                let mut p = start.clone();
-                for (&i, &x) in continuous.iter().zip(v) {
-                    p[i] = x;
-                }
-                let f = -gp.acquisition(acquisition, &p);
-                let h = 1e-6;
-                let grad = (0..v.len())
-                    .map(|m| {
-                        let mut q = p.clone();
-                        q[continuous[m]] = (v[m] + h).min(1.0);
-                        let step = q[continuous[m]] - v[m];
-                        if step <= 0.0 {
-                            q[continuous[m]] = v[m] - h;
-                            return (f + gp.acquisition(acquisition, &q)) / h;
-                        }
-                        (-gp.acquisition(acquisition, &q) - f) / step
-                    })
-                    .collect();
-                (f, grad)
-            };
-            let lower = vec![0.0; x0.len()];
-            let upper = vec![1.0; x0.len()];
-            let (v, fv) = lbfgs::minimize(negative, &x0, &lower, &upper, iterations);
-            if -fv > value {
-                value = -fv;
-                for (&i, &x) in continuous.iter().zip(&v) {
-                    point[i] = x;
+    let mut starts: Vec<Vec<f64>> = Vec::with_capacity(ROULETTE + 2);
+    if let Some(top) = (0..scored.len()).max_by(|&a, &b| scored[a].0.total_cmp(&scored[b].0)) {
+        let best = scored[top].0;
+        let mut weights: Vec<f64> = scored.iter().map(|(s, _)| (s - best).exp()).collect();
+        weights[top] = 0.0;
+        starts.push(scored[top].1.clone());
+        for _ in 0..ROULETTE {
+            let total: f64 = weights.iter().sum();
+            if !(total > 0.0) {
+                break;
+            }
+            let mut u = rng.unit() * total;
+            let mut chosen = None;
+            for (i, w) in weights.iter().enumerate() {
+                if *w > 0.0 {
+                    chosen = Some(i);
+                    if u < *w {
+                        break;
+                    }
+                    u -= w;
                 }
             }
+            let Some(chosen) = chosen else { break };
+            weights[chosen] = 0.0;
+            starts.push(scored[chosen].1.clone());
         }
-        if best.as_ref().is_none_or(|(b, _)| value > *b) {
+    }
+    starts.extend(incumbents.iter().take(1).cloned());
+    let mut best: Option<(f64, Vec<f64>)> = None;
+    for start in starts {
+        let (value, point) = local_search(gp, acquisition, choices, start, iterations);
+        if value.is_finite() && best.as_ref().is_none_or(|(b, _)| value > *b) {
             best = Some((value, point));
         }
     }
     best.map_or_else(|| random_point(rng), |(_, p)| p)
+}
+
+/// Climbs the acquisition from `start`: L-BFGS on the continuous axes,
+/// then every choice of each categorical axis, until neither improves.
+fn local_search(
+    gp: &Gp,
+    acquisition: Acquisition,
+    choices: &[Option<usize>],
+    start: Vec<f64>,
+    iterations: usize,
+) -> (f64, Vec<f64>) {
+    let continuous: Vec<usize> = (0..choices.len())
+        .filter(|&i| choices[i].is_none())
+        .collect();
+    let scales: Vec<f64> = {
+        let all = gp.length_scales();
+        continuous.iter().map(|&i| all[i].max(1e-3)).collect()
+    };
+    let mut point = start;
+    let mut value = gp.acquisition(acquisition, &point);
+    for _round in 0..3 {
+        let mut improved = false;
+        if !continuous.is_empty() && iterations > 0 {
+            let z0: Vec<f64> = continuous
+                .iter()
+                .zip(&scales)
+                .map(|(&i, l)| point[i] / l)
+                .collect();
+            let upper: Vec<f64> = scales.iter().map(|l| 1.0 / l).collect();
+            let base = point.clone();
+            let negative = |z: &[f64]| {
+                let mut p = base.clone();
+                for ((&i, &v), l) in continuous.iter().zip(z).zip(&scales) {
+                    p[i] = (v * l).clamp(0.0, 1.0);
+                }
+                let (f, g) = gp.acquisition_gradient(acquisition, &p);
+                let grad = continuous
+                    .iter()
+                    .zip(&scales)
+                    .map(|(&i, l)| -g[i] * l)
+                    .collect();
+                (-f, grad)
+            };
+            let (z, fz) = lbfgs::minimize_until(
+                negative,
+                &z0,
+                &vec![0.0; z0.len()],
+                &upper,
+                iterations,
+                1e-2,
+            );
+            if -fz > value {
+                value = -fz;
+                for ((&i, &v), l) in continuous.iter().zip(&z).zip(&scales) {
+                    point[i] = (v * l).clamp(0.0, 1.0);
+                }
+                improved = true;
+            }
+        }
+        let mut changed = false;
+        for (i, c) in choices.iter().enumerate() {
+            let Some(k) = c else { continue };
+            for choice in 0..*k {
+                let mut q = point.clone();
+                q[i] = choice as f64;
+                let v = gp.acquisition(acquisition, &q);
+                if v > value {
+                    value = v;
+                    point = q;
+                    changed = true;
+                }
+            }
+        }
+        if !changed || !improved && continuous.is_empty() {
+            break;
+        }
+    }
+    (value, point)
 }
 
 #[cfg(test)]
@@ -587,6 +729,48 @@ mod tests {
                     "{kernel:?} {m}: {numeric} vs {}",
                     g[m]
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_acquisition_gradient_matches_finite_differences() {
+        let xs: Vec<Vec<f64>> = vec![
+            vec![0.1, 0.2, 0.0],
+            vec![0.4, 0.9, 1.0],
+            vec![0.9, 0.5, 2.0],
+            vec![0.6, 0.1, 1.0],
+            vec![0.3, 0.7, 0.0],
+        ];
+        let ys = vec![0.3, -1.0, 0.8, 0.2, -0.4];
+        let cat = [false, false, true];
+        for kernel in [Kernel::Rbf, Kernel::Matern(2.5), Kernel::Matern(1.5)] {
+            let gp = Gp::fit(kernel, &cat, &xs, &ys, 0.4, 1, &mut Rng::new(5)).unwrap();
+            for acquisition in [
+                Acquisition::Ei { xi: 0.0 },
+                Acquisition::Poi { xi: 0.01 },
+                Acquisition::Ucb { kappa: 2.0 },
+            ] {
+                for at in [[0.35, 0.45, 1.0], [0.8, 0.15, 0.0], [0.41, 0.88, 1.0]] {
+                    let (f, g) = gp.acquisition_gradient(acquisition, &at);
+                    assert!((f - gp.acquisition(acquisition, &at)).abs() < 1e-9);
+                    assert_eq!(g[2], 0.0, "categorical axes have no gradient");
+                    for m in 0..2 {
+                        let h = 1e-6;
+                        let mut up = at;
+                        up[m] += h;
+                        let mut down = at;
+                        down[m] -= h;
+                        let numeric = (gp.acquisition(acquisition, &up)
+                            - gp.acquisition(acquisition, &down))
+                            / (2.0 * h);
+                        assert!(
+                            (numeric - g[m]).abs() < 1e-4 * (1.0 + numeric.abs()),
+                            "{kernel:?} {acquisition:?} {at:?} axis {m}: {numeric} vs {}",
+                            g[m]
+                        );
+                    }
+                }
             }
         }
     }

@@ -6,11 +6,24 @@
 /// per variable, for at most `iterations` steps. Returns the best point
 /// and its value.
 pub fn minimize(
+    f: impl FnMut(&[f64]) -> (f64, Vec<f64>),
+    x0: &[f64],
+    lower: &[f64],
+    upper: &[f64],
+    iterations: usize,
+) -> (Vec<f64>, f64) {
+    minimize_until(f, x0, lower, upper, iterations, 0.0)
+}
+
+/// [`minimize`], stopping early once the gradient projected on the box is
+/// at most `tolerance` (its Euclidean norm).
+pub fn minimize_until(
     mut f: impl FnMut(&[f64]) -> (f64, Vec<f64>),
     x0: &[f64],
     lower: &[f64],
     upper: &[f64],
     iterations: usize,
+    tolerance: f64,
 ) -> (Vec<f64>, f64) {
     const MEMORY: usize = 6;
     let project = |x: &mut Vec<f64>| {
@@ -99,7 +112,7 @@ pub fn minimize(
                 if at_bound { 0.0 } else { gi * gi }
             })
             .sum();
-        if projected.sqrt() <= 1e-9 * (1.0 + fx.abs()) {
+        if projected.sqrt() <= tolerance.max(1e-9 * (1.0 + fx.abs())) {
             break;
         }
     }
