@@ -178,7 +178,18 @@ async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult
             stop_child(services, child, "EarlyStopped", reason).await?;
         }
     } else {
-        for (offset, params) in matrix.next(&trials, usize::MAX).into_iter().enumerate() {
+        // A GP suggestion over hundreds of trials takes a fair part of a
+        // second of CPU: off the async workers, so requests and log
+        // streams are not held up behind it.
+        let next = {
+            let (matrix, trials) = (matrix.clone(), trials.clone());
+            tokio::task::spawn_blocking(move || matrix.next(&trials, usize::MAX))
+                .await
+                .map_err(|e| {
+                    crate::ServiceError::Dependency(format!("the sweep's optimizer failed: {e}"))
+                })?
+        };
+        for (offset, params) in next.into_iter().enumerate() {
             let index = children.len() + offset;
             let name = format!("{}-{index}", controller.name.as_deref().unwrap_or("trial"));
             let input = api::CreateRun {
