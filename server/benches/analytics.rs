@@ -19,7 +19,9 @@
 //!
 //! `TRELLIS_BENCH_DATABASES=sqlite` (or `postgres`) runs one database only;
 //! `TRELLIS_BENCH_KEEP_DB=1` keeps the PostgreSQL database afterwards and
-//! prints its URL, to read query plans.
+//! prints its URL, to read query plans; `TRELLIS_BENCH_SAMPLES=1` prints
+//! every sample in the order taken, to tell a one-off stall from a slow
+//! query.
 //! Results print as a Markdown table; record them in docs/benchmarks.md.
 //! The goals (issue 6): runs page p99 < 100 ms, 1M-point chart p99 <
 //! 150 ms, compare < 1 s.
@@ -38,7 +40,7 @@ use trellis_db::{Db, projects, runs, seed};
 use trellis_domain::lifecycle::RunStatus;
 use uuid::Uuid;
 
-const SAMPLES: usize = 40;
+const SAMPLES: usize = 200;
 const COMPARE_RUNS: usize = 100;
 const COMPARE_POINTS: usize = 10_000;
 
@@ -137,7 +139,7 @@ async fn seed_project(db: &Db, runs_count: usize, points: usize) -> Seeded {
 }
 
 /// Milliseconds of `SAMPLES` sequential GETs of `path` (after two warm-up
-/// requests), sorted; each response must be a success.
+/// requests), in the order taken; each response must be a success.
 async fn time_get(api: &Api, path: &str, samples: usize) -> Vec<f64> {
     let url = format!("{}{path}", api.base);
     for _ in 0..2 {
@@ -163,7 +165,6 @@ async fn time_get(api: &Api, path: &str, samples: usize) -> Vec<f64> {
         out.push(started.elapsed().as_secs_f64() * 1000.0);
         assert!(!body.is_empty());
     }
-    out.sort_by(f64::total_cmp);
     out
 }
 
@@ -258,7 +259,11 @@ async fn bench(database: &'static str, postgres: bool, rows: &mut Vec<Row>) {
         ),
     ];
     for (case, path, samples) in cases {
-        let times = time_get(&api, &path, samples).await;
+        let mut times = time_get(&api, &path, samples).await;
+        if std::env::var_os("TRELLIS_BENCH_SAMPLES").is_some() {
+            eprintln!("  {case}: every sample in order (ms): {times:.1?}");
+        }
+        times.sort_by(f64::total_cmp);
         eprintln!(
             "  {case}: p50 {:.1} ms, p99 {:.1} ms",
             quantile(&times, 0.5),

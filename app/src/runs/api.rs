@@ -42,18 +42,27 @@ pub async fn project_view(
     let services = crate::error::services()?;
     let found = services.projects().get(&owner, &project).await?;
     let page = crate::projects::api::page_of(page, PAGE_SIZE)?;
-    let listed = match trellis_domain::listing::RunSort::parse(sort.as_deref()) {
-        Ok(sort) => {
-            services
-                .runs()
-                .list(&owner, &project, page, &sort, query.as_deref())
-                .await
+    let tracking = services.tracking();
+    let list = async {
+        match trellis_domain::listing::RunSort::parse(sort.as_deref()) {
+            Ok(sort) => {
+                services
+                    .runs()
+                    .list(&owner, &project, page, &sort, query.as_deref())
+                    .await
+            }
+            Err(error) => Err(ServiceError::Invalid {
+                field: Some("sort"),
+                message: error.to_string(),
+            }),
         }
-        Err(error) => Err(ServiceError::Invalid {
-            field: Some("sort"),
-            message: error.to_string(),
-        }),
     };
+    // The query box's field names do not depend on the page: read both at
+    // once, on two connections.
+    let (listed, fields) =
+        futures_util::future::join(list, tracking.fields(&owner, &project, FIELD_SAMPLE_RUNS))
+            .await;
+    let fields = fields?;
     // A refused query is shown beside the query box; the page still renders.
     let (runs, query_error) = match listed {
         Ok((results, count)) => (
@@ -72,9 +81,7 @@ pub async fn project_view(
         .iter()
         .flat_map(|r| r.results.iter().map(|run| run.uuid))
         .collect();
-    let tracking = services.tracking();
     let metrics = tracking.summaries_of(&owner, &project, &uuids).await?;
-    let fields = tracking.fields(&owner, &project, FIELD_SAMPLE_RUNS).await?;
     Ok(ProjectPageData {
         project: found,
         runs,
