@@ -132,7 +132,7 @@ const INITIAL: usize = 10;
 /// The shared initial design of a paired run: `INITIAL` uniform points
 /// from a stream of its own, so both sides start from the same trials.
 fn initial_design(bounds: &[(f64, f64)], seed: u64) -> Vec<Vec<f64>> {
-    let mut rng = Rng::stream(seed ^ 0x5EED_0F_DE51_6E, bounds.len() as u64);
+    let mut rng = Rng::stream(seed ^ 0x5EED_0FDE_516E, bounds.len() as u64);
     (0..INITIAL)
         .map(|_| {
             bounds

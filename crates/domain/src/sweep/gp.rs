@@ -558,7 +558,7 @@ pub fn maximize_acquisition(
         starts.push(scored[top].1.clone());
         for _ in 0..ROULETTE {
             let total: f64 = weights.iter().sum();
-            if !(total > 0.0) {
+            if total.is_nan() || total <= 0.0 {
                 break;
             }
             let mut u = rng.unit() * total;
