@@ -167,9 +167,17 @@ fn run(
     while trials.len() < evals {
         let mut rng = Rng::stream(seed, trials.len() as u64);
         let params = match optimizer {
-            "bayes" => bayes::suggest(&axes, &trials, &[], 1, &BayesConfig::default(), &mut rng)
-                .pop()
-                .unwrap(),
+            "bayes" => bayes::suggest(
+                &axes,
+                &trials,
+                &[],
+                1,
+                &BayesConfig::default(),
+                seed,
+                &mut rng,
+            )
+            .pop()
+            .unwrap(),
             _ => tpe::suggest(&axes, &trials, &TpeConfig::default(), &mut rng),
         };
         let loss = f(&point(&params, bounds.len()));

@@ -43,15 +43,55 @@ impl Default for BayesConfig {
     }
 }
 
+/// Row `k` of the sweep's initial design: a Latin hypercube of `n`
+/// points drawn from `seed` (each axis cut into `n` equal strata, each
+/// stratum used once, in a random order per axis). Every row is computed
+/// from the seed alone, so trial k gets the same point whenever it is
+/// asked for. Unlike independent draws, the design covers every axis
+/// evenly: a narrow basin along one param is less likely to be missed
+/// by all of the first trials, which decides where the GP starts to
+/// look.
+fn design_point(axes: &Axes, seed: u64, n: usize, k: usize) -> Vec<f64> {
+    let mut rng = Rng::stream(seed, u64::MAX);
+    axes.axes
+        .iter()
+        .map(|axis| {
+            let mut order: Vec<usize> = (0..n).collect();
+            for i in (1..n).rev() {
+                order.swap(i, rng.below(i + 1));
+            }
+            let jitter: Vec<f64> = (0..n).map(|_| rng.unit()).collect();
+            let u = (order[k] as f64 + jitter[k]) / n as f64;
+            match axis {
+                Axis::Continuous { low, high, .. } => low + (high - low) * u,
+                Axis::Categorical { prior, .. } => {
+                    let total: f64 = prior.iter().sum();
+                    let mut at = u * total;
+                    for (i, p) in prior.iter().enumerate() {
+                        if at < *p {
+                            return i as f64;
+                        }
+                        at -= p;
+                    }
+                    (prior.len() - 1) as f64
+                }
+            }
+        })
+        .collect()
+}
+
 /// `count` suggestions from `trials` (oldest first) and the params of
-/// trials still running (`pending`). `rng` should be the batch's own
-/// stream (`Rng::stream(seed, first trial index)`).
+/// trials still running (`pending`). The first `config.initial` trials
+/// come from the sweep's Latin-hypercube design (from `seed`); `rng`
+/// should be the batch's own stream (`Rng::stream(seed, first trial
+/// index)`).
 pub fn suggest(
     axes: &Axes,
     trials: &[Trial],
     pending: &[Suggestion],
     count: usize,
     config: &BayesConfig,
+    seed: u64,
     rng: &mut Rng,
 ) -> Vec<Suggestion> {
     let completed: Vec<(Vec<f64>, f64)> = trials
@@ -63,9 +103,11 @@ pub fn suggest(
         .collect();
     let started = trials.len() + pending.len();
     let mut out = Vec::with_capacity(count);
-    // The initial design: random points until `initial` trials exist.
-    while out.len() < count && started + out.len() < config.initial.max(1) {
-        out.push(axes.suggestion(&random_coordinates(axes, rng)));
+    // The initial design until `initial` trials exist.
+    let initial = config.initial.max(1);
+    while out.len() < count && started + out.len() < initial {
+        let k = started + out.len();
+        out.push(axes.suggestion(&design_point(axes, seed, initial, k)));
     }
     if out.len() == count {
         return out;
@@ -175,7 +217,15 @@ mod tests {
         let mut trials: Vec<Trial> = Vec::new();
         while trials.len() < 40 {
             let mut rng = Rng::stream(11, trials.len() as u64);
-            let next = suggest(&axes, &trials, &[], 1, &BayesConfig::default(), &mut rng);
+            let next = suggest(
+                &axes,
+                &trials,
+                &[],
+                1,
+                &BayesConfig::default(),
+                11,
+                &mut rng,
+            );
             for params in next {
                 let loss = branin(&params);
                 trials.push(Trial {
@@ -189,6 +239,42 @@ mod tests {
             .filter_map(|t| t.loss)
             .fold(f64::INFINITY, f64::min);
         assert!(best - 0.397_887 < 1e-2, "best {best}");
+    }
+
+    #[test]
+    fn the_initial_design_is_a_latin_hypercube_reproducible_per_trial() {
+        let axes = branin_axes();
+        let config = BayesConfig::default();
+        let n = config.initial;
+        // One at a time, as a sweep with concurrency 1 asks.
+        let mut trials: Vec<Trial> = Vec::new();
+        for k in 0..n {
+            let mut rng = Rng::stream(3, k as u64);
+            let params = suggest(&axes, &trials, &[], 1, &config, 3, &mut rng).remove(0);
+            trials.push(Trial {
+                params,
+                loss: Some(k as f64),
+            });
+        }
+        for (name, (low, high)) in [("x1", (-5.0, 10.0)), ("x2", (0.0, 15.0))] {
+            let mut strata: Vec<usize> = trials
+                .iter()
+                .map(|t| {
+                    let u = (t.params[name].as_f64().unwrap() - low) / (high - low);
+                    (u * n as f64) as usize
+                })
+                .collect();
+            strata.sort_unstable();
+            assert_eq!(
+                strata,
+                (0..n).collect::<Vec<_>>(),
+                "{name}: one point per stratum"
+            );
+        }
+        // All at once (concurrency n) gives the same points.
+        let batch = suggest(&axes, &[], &[], n, &config, 3, &mut Rng::stream(3, 0));
+        let one_by_one: Vec<Suggestion> = trials.into_iter().map(|t| t.params).collect();
+        assert_eq!(batch, one_by_one);
     }
 
     #[test]
@@ -209,6 +295,7 @@ mod tests {
             &[],
             4,
             &BayesConfig::default(),
+            1,
             &mut Rng::stream(1, 8),
         );
         let again = suggest(
@@ -217,6 +304,7 @@ mod tests {
             &[],
             4,
             &BayesConfig::default(),
+            1,
             &mut Rng::stream(1, 8),
         );
         assert_eq!(batch, again);

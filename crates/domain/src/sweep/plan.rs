@@ -324,7 +324,9 @@ impl Matrix {
             Algorithm::Bayes(config) => {
                 let (completed, pending) = self.observed(trials);
                 let mut rng = Rng::stream(self.seed, first as u64);
-                bayes::suggest(&self.axes, &completed, &pending, room, config, &mut rng)
+                bayes::suggest(
+                    &self.axes, &completed, &pending, room, config, self.seed, &mut rng,
+                )
             }
             Algorithm::Hyperopt(config) => {
                 let (completed, _) = self.observed(trials);
