@@ -10,7 +10,7 @@ use super::axes::{Axes, Axis};
 use super::gp::{self, Acquisition, Gp, Kernel};
 use super::rng::Rng;
 use super::space::Suggestion;
-use super::tpe::{from_unit, random_coordinates, to_unit};
+use super::tpe::{choice_at, from_unit, random_coordinates, to_unit};
 
 /// How the bayes optimizer is tuned (Polyaxon's `utilityFunction`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,17 +64,7 @@ fn design_point(axes: &Axes, seed: u64, n: usize, k: usize) -> Vec<f64> {
             let u = (order[k] as f64 + jitter[k]) / n as f64;
             match axis {
                 Axis::Continuous { low, high, .. } => low + (high - low) * u,
-                Axis::Categorical { prior, .. } => {
-                    let total: f64 = prior.iter().sum();
-                    let mut at = u * total;
-                    for (i, p) in prior.iter().enumerate() {
-                        if at < *p {
-                            return i as f64;
-                        }
-                        at -= p;
-                    }
-                    (prior.len() - 1) as f64
-                }
+                Axis::Categorical { prior, .. } => choice_at(prior, u),
             }
         })
         .collect()

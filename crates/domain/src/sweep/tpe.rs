@@ -311,19 +311,23 @@ pub fn random_coordinates(axes: &Axes, rng: &mut Rng) -> Vec<f64> {
         .iter()
         .map(|axis| match axis {
             Axis::Continuous { low, high, .. } => rng.uniform(*low, *high),
-            Axis::Categorical { prior, .. } => {
-                let total: f64 = prior.iter().sum();
-                let mut at = rng.unit() * total;
-                for (i, p) in prior.iter().enumerate() {
-                    if at < *p {
-                        return i as f64;
-                    }
-                    at -= p;
-                }
-                (prior.len() - 1) as f64
-            }
+            Axis::Categorical { prior, .. } => choice_at(prior, rng.unit()),
         })
         .collect()
+}
+
+/// The index of the choice at quantile `u` of the categorical `prior`
+/// (weights, not necessarily normalized), as a coordinate.
+pub(crate) fn choice_at(prior: &[f64], u: f64) -> f64 {
+    let total: f64 = prior.iter().sum();
+    let mut at = u * total;
+    for (i, p) in prior.iter().enumerate() {
+        if at < *p {
+            return i as f64;
+        }
+        at -= p;
+    }
+    prior.len().saturating_sub(1) as f64
 }
 
 /// The next trial's params from `trials` (oldest first). `rng` should be
