@@ -390,16 +390,21 @@ impl Gp {
         })
     }
 
-    /// Posterior mean and standard deviation at `x`, standardized.
-    pub fn predict(&self, x: &[f64]) -> (f64, f64) {
-        let n = self.x.len();
-        let inv_l2: Vec<f64> = self
+    /// `1/ℓ²` per param and the signal variance `s²`.
+    fn kernel_scales(&self) -> (Vec<f64>, f64) {
+        let inv_l2 = self
             .hyper
             .ln_lengths
             .iter()
             .map(|l| (-2.0 * l).exp())
             .collect();
-        let s2 = (2.0 * self.hyper.ln_signal).exp();
+        (inv_l2, (2.0 * self.hyper.ln_signal).exp())
+    }
+
+    /// Posterior mean and standard deviation at `x`, standardized.
+    pub fn predict(&self, x: &[f64]) -> (f64, f64) {
+        let n = self.x.len();
+        let (inv_l2, s2) = self.kernel_scales();
         let ks: Vec<f64> = self
             .x
             .iter()
@@ -442,13 +447,7 @@ impl Gp {
     pub fn acquisition_gradient(&self, acquisition: Acquisition, x: &[f64]) -> (f64, Vec<f64>) {
         let n = self.x.len();
         let d = x.len();
-        let inv_l2: Vec<f64> = self
-            .hyper
-            .ln_lengths
-            .iter()
-            .map(|l| (-2.0 * l).exp())
-            .collect();
-        let s2 = (2.0 * self.hyper.ln_signal).exp();
+        let (inv_l2, s2) = self.kernel_scales();
         let mut ks = Vec::with_capacity(n);
         let mut dk_dr2 = Vec::with_capacity(n);
         for xi in &self.x {
