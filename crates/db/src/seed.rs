@@ -102,17 +102,12 @@ pub async fn runs(db: &Db, project_id: i64, count: usize, now: DateTime<Utc>) ->
 /// need). Without it, a benchmark times autovacuum working in the
 /// background as much as its own queries.
 pub async fn analyze(db: &Db) -> DbResult<()> {
-    match db.backend() {
-        crate::Backend::Postgres => {
-            with_pool!(db, |pool| {
-                sqlx::query("VACUUM (ANALYZE)").execute(pool).await?;
-            });
-        }
-        crate::Backend::Sqlite => {
-            with_pool!(db, |pool| {
-                sqlx::query("ANALYZE").execute(pool).await?;
-            });
-        }
-    }
+    let statement = match db.backend() {
+        crate::Backend::Postgres => "VACUUM (ANALYZE)",
+        crate::Backend::Sqlite => "ANALYZE",
+    };
+    with_pool!(db, |pool| {
+        sqlx::query(statement).execute(pool).await?;
+    });
     Ok(())
 }

@@ -606,7 +606,6 @@ fn local_search(
     let mut point = start;
     let mut value = gp.acquisition(acquisition, &point);
     for _round in 0..3 {
-        let mut improved = false;
         if !continuous.is_empty() && iterations > 0 {
             let z0: Vec<f64> = continuous
                 .iter()
@@ -641,7 +640,6 @@ fn local_search(
                 for ((&i, &v), l) in continuous.iter().zip(&z).zip(&scales) {
                     point[i] = (v * l).clamp(0.0, 1.0);
                 }
-                improved = true;
             }
         }
         let mut changed = false;
@@ -658,7 +656,9 @@ fn local_search(
                 }
             }
         }
-        if !changed || !improved && continuous.is_empty() {
+        // A new categorical value moves the continuous optimum: climb
+        // again from there; otherwise this point is a local optimum.
+        if !changed {
             break;
         }
     }
