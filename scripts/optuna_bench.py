@@ -100,14 +100,15 @@ def suggestion_time(trials, params, repeats):
 
 
 def main():
-    seeds, evals, functions = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
+    gp_seeds, tpe_seeds, evals = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    functions = sys.argv[4].split(",")
     # Optional: a JSON file {function: {seed: [point, ...]}} of initial
     # designs shared with the Rust side (the paired comparison).
-    designs = json.load(open(sys.argv[4])) if len(sys.argv) > 4 else {}
+    designs = json.load(open(sys.argv[5])) if len(sys.argv) > 5 else {}
     print(json.dumps({"optuna": optuna.__version__}), flush=True)
     for function in functions:
         for sampler in ("gp", "tpe"):
-            for seed in range(seeds):
+            for seed in range(gp_seeds if sampler == "gp" else tpe_seeds):
                 best, elapsed = run(function, sampler, seed, evals)
                 print(json.dumps({"function": function, "sampler": sampler, "seed": seed, "best": best, "seconds": elapsed}), flush=True)
                 initial = designs.get(function, {}).get(str(seed))

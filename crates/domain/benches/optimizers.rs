@@ -2,8 +2,13 @@
 //! run: median regret of Trellis's `bayes` (GP) and `hyperopt` (TPE)
 //! against Optuna's GPSampler and TPESampler on Branin, Hartmann6 and
 //! Rosenbrock, after 50 and 100 evaluations, over `TRELLIS_BENCH_SEEDS`
-//! seeds (default 20); and the time of one TPE suggestion after 1000
+//! seeds for the GPs (default 20) and `TRELLIS_BENCH_TPE_SEEDS` for the
+//! TPEs (default 100); and the time of one TPE suggestion after 1000
 //! trials of 8 params.
+//!
+//! The TPEs get more seeds because they are cheap and their medians are
+//! noisy: over disjoint blocks of 20 seeds the same two samplers' ratio
+//! swings by 2× or more (the bench prints that spread).
 //!
 //! A second, paired table (`TRELLIS_BENCH_PAIRED=0` skips it) runs every
 //! seed again with both sides starting from the same 10 random points:
@@ -244,7 +249,15 @@ fn tpe_suggestion_seconds() -> f64 {
 }
 
 fn main() {
-    let seeds = env_number("TRELLIS_BENCH_SEEDS", 20);
+    let gp_seeds = env_number("TRELLIS_BENCH_SEEDS", 20);
+    let tpe_seeds = env_number("TRELLIS_BENCH_TPE_SEEDS", 100);
+    let seeds_of = |optimizer: &str| {
+        if optimizer.contains("tpe") {
+            tpe_seeds
+        } else {
+            gp_seeds
+        }
+    };
     let evals = env_number("TRELLIS_BENCH_EVALS", 100).max(50);
     let venv = std::env::var_os("TRELLIS_OPTUNA_VENV").map_or_else(
         || {
@@ -263,7 +276,7 @@ fn main() {
     for (name, f, bounds, _) in functions() {
         let mut by_seed = serde_json::Map::new();
         for optimizer in ["bayes", "tpe"] {
-            for seed in 0..seeds as u64 {
+            for seed in 0..seeds_of(optimizer) as u64 {
                 let started = Instant::now();
                 let best = run(optimizer, f, &bounds, seed, evals, &[]);
                 *seconds
@@ -289,7 +302,8 @@ fn main() {
     let mut child = Command::new(venv.join("bin/python"))
         .args([
             script,
-            &seeds.to_string(),
+            &gp_seeds.to_string(),
+            &tpe_seeds.to_string(),
             &evals.to_string(),
             &names.join(","),
             designs_file.to_str().unwrap(),
@@ -335,8 +349,23 @@ fn main() {
     let _ = std::fs::remove_file(&designs_file);
     eprintln!();
     println!(
-        "Optuna {optuna_version}; {seeds} seeds; median regret (best found − optimum), lower is better\n"
+        "Optuna {optuna_version}; {gp_seeds} seeds for the GPs, {tpe_seeds} for the TPEs; median regret (best found − optimum), lower is better\n"
     );
+    // Median regret of `optimizer` (with `suffix`) on `name` after
+    // `budget` evaluations, over `seeds`.
+    let regret = |optimizer: &str,
+                  suffix: &str,
+                  name: &str,
+                  optimum: f64,
+                  budget: usize,
+                  seeds: std::ops::Range<u64>| {
+        median(
+            seeds
+                .filter_map(|s| runs.get(&(format!("{optimizer}{suffix}"), name.to_owned(), s)))
+                .map(|best| best[budget - 1] - optimum)
+                .collect(),
+        )
+    };
     let table = |suffix: &str| {
         println!(
             "| function | evals | Trellis bayes | Optuna GPSampler | ratio | Trellis TPE | Optuna TPESampler | ratio |"
@@ -344,22 +373,11 @@ fn main() {
         println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for (name, _, _, optimum) in functions() {
             for budget in [50, evals] {
-                let regret = |optimizer: &str| {
-                    median(
-                        (0..seeds as u64)
-                            .filter_map(|s| {
-                                runs.get(&(format!("{optimizer}{suffix}"), name.to_owned(), s))
-                            })
-                            .map(|best| best[budget - 1] - optimum)
-                            .collect(),
-                    )
+                let of = |optimizer: &str| {
+                    let seeds = 0..seeds_of(optimizer) as u64;
+                    regret(optimizer, suffix, name, optimum, budget, seeds)
                 };
-                let (b, g, t, o) = (
-                    regret("bayes"),
-                    regret("optuna-gp"),
-                    regret("tpe"),
-                    regret("optuna-tpe"),
-                );
+                let (b, g, t, o) = (of("bayes"), of("optuna-gp"), of("tpe"), of("optuna-tpe"));
                 println!(
                     "| {name} | {budget} | {b:.3e} | {g:.3e} | {:.2} | {t:.3e} | {o:.3e} | {:.2} |",
                     b / g,
@@ -375,8 +393,34 @@ fn main() {
         );
         table("-paired");
     }
+    // How far a 20-seed median moves: the TPE ratio per block of 20 seeds.
+    if tpe_seeds >= 40 {
+        println!(
+            "\nTPE ratio (Trellis ÷ Optuna) over each block of 20 seeds, lowest to highest: the noise of a 20-seed median\n"
+        );
+        println!("| function | evals | blocks | lowest | highest |");
+        println!("| --- | ---: | ---: | ---: | ---: |");
+        for (name, _, _, optimum) in functions() {
+            for budget in [50, evals] {
+                let mut ratios: Vec<f64> = (0..tpe_seeds as u64 / 20)
+                    .map(|b| {
+                        let block = || 20 * b..20 * (b + 1);
+                        regret("tpe", "", name, optimum, budget, block())
+                            / regret("optuna-tpe", "", name, optimum, budget, block())
+                    })
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                println!(
+                    "| {name} | {budget} | {} | {:.2} | {:.2} |",
+                    ratios.len(),
+                    ratios[0],
+                    ratios[ratios.len() - 1]
+                );
+            }
+        }
+    }
     let under = |optimizer: &str| {
-        (0..seeds as u64)
+        (0..gp_seeds as u64)
             .filter(|s| {
                 runs.get(&(optimizer.to_owned(), "branin".to_owned(), *s))
                     .is_some_and(|best| best[49] - 0.397_887_357_729_738 < 1e-3)
@@ -384,7 +428,7 @@ fn main() {
             .count()
     };
     println!(
-        "\nBranin regret < 1e-3 within 50 evaluations: Trellis bayes in {} of {seeds} seeds, Optuna GPSampler in {} of {seeds}.",
+        "\nBranin regret < 1e-3 within 50 evaluations: Trellis bayes in {} of {gp_seeds} seeds, Optuna GPSampler in {} of {gp_seeds}.",
         under("bayes"),
         under("optuna-gp")
     );
