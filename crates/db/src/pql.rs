@@ -131,9 +131,11 @@ impl Compiler {
                 semi_join = true;
                 // In a WHERE, NULL already counts as false: no COALESCE,
                 // so `(key, last_value)` can serve a range.
+                // The project's range of `(project, key, value)` only.
                 format!(
                     "r.id IN (SELECT s.run_id FROM run_metric_summaries s
-                      WHERE s.key = {key} AND NOT s.last_is_nan AND {inner})"
+                      WHERE s.project_id = {} AND s.key = {key} AND NOT s.last_is_nan AND {inner})",
+                    self.project
                 )
             }
             _ => self.condition(&term.field, &term.condition),

@@ -416,6 +416,15 @@ pub async fn list(
         Some(filter) => (format!(" AND {}", filter.sql), filter.binds.as_slice()),
         None => (String::new(), &[][..]),
     };
+    if let [key] = sort.0.as_slice()
+        && let Field::Metric(metric) = &key.field
+    {
+        let by = MetricOrder {
+            key: metric,
+            descending: key.descending,
+        };
+        return list_by_metric(db, project_id, (&condition, binds), by, limit, offset).await;
+    }
     let order = ordering(sort, db.backend(), 2 + binds.len());
     let limit_at = 2 + binds.len() + order.binds.len();
     let offset_at = limit_at + 1;
@@ -482,6 +491,113 @@ pub async fn list(
                 .await?
             }
         };
+        (runs, count)
+    });
+    Ok((runs, u64::try_from(count).unwrap_or(0)))
+}
+
+/// A page ordered by one metric's latest value.
+#[derive(Clone, Copy)]
+struct MetricOrder<'a> {
+    key: &'a str,
+    descending: bool,
+}
+
+/// [`list`] for a page sorted by one metric: it walks the project's
+/// `(project, key, value)` index of summaries in the page's order and
+/// stops after the page, checking each run against the filter on the way,
+/// so a page of a 100k-run project visits a few hundred runs instead of
+/// sorting every match (the planner cannot know that the best values
+/// match as often as the rest). Runs without the metric (or with NaN)
+/// follow, newest id first as in [`ordering`], from a second query read
+/// only when the first runs out. The count is its own query, on a second
+/// connection at the same time.
+async fn list_by_metric(
+    db: &Db,
+    project_id: i64,
+    (condition, binds): (&str, &[Bind]),
+    by: MetricOrder<'_>,
+    limit: u32,
+    offset: i64,
+) -> DbResult<(Vec<RunRow>, u64)> {
+    let direction = if by.descending { "DESC" } else { "ASC" };
+    let key_at = 2 + binds.len();
+    let (limit_at, offset_at) = (key_at + 1, key_at + 2);
+    // Safe: the text is built from constant column names and operators;
+    // every user value is a bound parameter.
+    let page = |matched: &str, order: &str, outer: &str| {
+        format!(
+            "WITH page AS MATERIALIZED ({matched} ORDER BY {order} LIMIT ${limit_at} OFFSET ${offset_at})
+             {} FROM page JOIN runs r ON r.id = page.id JOIN projects p ON p.id = r.project_id
+             ORDER BY {outer}",
+            run_columns!(),
+        )
+    };
+    let with_metric = format!(
+        "SELECT s.run_id AS id, s.last_value AS k0 FROM run_metric_summaries s JOIN runs r ON r.id = s.run_id
+         WHERE s.project_id = $1 AND s.key = ${key_at} AND NOT s.last_is_nan
+           AND r.deleted_at IS NULL{condition}"
+    );
+    let without_metric = format!(
+        "SELECT r.id FROM runs r WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition}
+           AND NOT EXISTS (SELECT 1 FROM run_metric_summaries s
+                           WHERE s.run_id = r.id AND s.key = ${key_at} AND NOT s.last_is_nan)"
+    );
+    let head_sql = page(
+        &with_metric,
+        &format!("s.last_value {direction}, s.run_id {direction}"),
+        &format!("page.k0 {direction}, page.id {direction}"),
+    );
+    let tail_sql = page(
+        &without_metric,
+        &format!("r.id {direction}"),
+        &format!("page.id {direction}"),
+    );
+    let head_count_sql = format!(
+        "SELECT COUNT(*) FROM run_metric_summaries s JOIN runs r ON r.id = s.run_id
+         WHERE s.project_id = $1 AND s.key = ${key_at} AND NOT s.last_is_nan
+           AND r.deleted_at IS NULL{condition}"
+    );
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM runs r WHERE r.project_id = $1 AND r.deleted_at IS NULL{condition}"
+    );
+    let (runs, count) = with_pool!(db, |pool| {
+        let read = |sql: &str, limit: i64, offset: i64| {
+            let query = bind_filter!(
+                sqlx::query(AssertSqlSafe(sql.to_owned())).bind(project_id),
+                binds
+            );
+            query.bind(by.key).bind(limit).bind(offset).fetch_all(pool)
+        };
+        let count = bind_filter!(
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql.clone())).bind(project_id),
+            binds
+        )
+        .fetch_one(pool);
+        let (rows, count) = tokio::join!(read(&head_sql, i64::from(limit), offset), count);
+        let mut runs = rows?.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?;
+        let count = count?;
+        if runs.len() < limit as usize && i64::try_from(runs.len()).unwrap_or(0) + offset < count {
+            // The page reaches past the runs with the metric: `skipped`
+            // of the rest come before it.
+            let skipped = if runs.is_empty() && offset > 0 {
+                let with: i64 = bind_filter!(
+                    sqlx::query_scalar::<_, i64>(AssertSqlSafe(head_count_sql.clone()))
+                        .bind(project_id),
+                    binds
+                )
+                .bind(by.key)
+                .fetch_one(pool)
+                .await?;
+                offset.saturating_sub(with)
+            } else {
+                0
+            };
+            let wanted = i64::from(limit) - i64::try_from(runs.len()).unwrap_or(0);
+            for row in read(&tail_sql, wanted, skipped).await? {
+                runs.push(decode_run(&row)?);
+            }
+        }
         (runs, count)
     });
     Ok((runs, u64::try_from(count).unwrap_or(0)))

@@ -63,8 +63,8 @@ pub async fn runs(db: &Db, project_id: i64, count: usize, now: DateTime<Utc>) ->
             insert.push(" RETURNING id");
             let ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
             let mut summaries = sqlx::QueryBuilder::new(
-                "INSERT INTO run_metric_summaries (run_id, key, last_value, last_is_nan, last_step,
-                     last_timestamp, min_value, max_value, count) ",
+                "INSERT INTO run_metric_summaries (run_id, project_id, key, last_value, last_is_nan,
+                     last_step, last_timestamp, min_value, max_value, count) ",
             );
             let rows: Vec<(i64, &str, f64)> = ids
                 .iter()
@@ -79,6 +79,7 @@ pub async fn runs(db: &Db, project_id: i64, count: usize, now: DateTime<Utc>) ->
                 .collect();
             summaries.push_values(rows, |mut row, (id, key, value)| {
                 row.push_bind(id)
+                    .push_bind(project_id)
                     .push_bind(key)
                     .push_bind(value)
                     .push_bind(false)

@@ -140,11 +140,14 @@ pub async fn log_batch(
         let mut tx = pool.begin().await?;
         // Writing first takes the run's row lock (PostgreSQL) or the write
         // lock (SQLite), so the params read below cannot change under us.
-        sqlx::query("UPDATE runs SET updated_at = $2 WHERE id = $1")
-            .bind(run_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // The project goes onto the metric summaries (their sort index).
+        let project_id: i64 = sqlx::query_scalar(
+            "UPDATE runs SET updated_at = $2 WHERE id = $1 RETURNING project_id",
+        )
+        .bind(run_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
         if !batch.params.is_empty() {
             let inputs: Json<JsonObject> =
                 sqlx::query_scalar("SELECT inputs FROM runs WHERE id = $1")
@@ -215,11 +218,12 @@ pub async fn log_batch(
                   count = run_metric_summaries.count + excluded.count"
             );
             let mut upsert = sqlx::QueryBuilder::new(
-                "INSERT INTO run_metric_summaries (run_id, key, last_value, last_is_nan, last_step,
-                     last_timestamp, min_value, max_value, count) ",
+                "INSERT INTO run_metric_summaries (run_id, project_id, key, last_value, last_is_nan,
+                     last_step, last_timestamp, min_value, max_value, count) ",
             );
             upsert.push_values(chunk, |mut row, (key, s)| {
                 row.push_bind(run_id)
+                    .push_bind(project_id)
                     .push_bind(*key)
                     .push_bind(s.last.value)
                     .push_bind(s.last.is_nan)

@@ -356,6 +356,58 @@ fn sql_and_memory_agree(
             actual.sort();
             prop_assert_eq!(&actual, &expected, "query `{}`", text);
             prop_assert_eq!(count as usize, expected.len());
+            // Sorted by a metric, page by page (the index walk, then the
+            // runs without the metric): the same runs, in the order of
+            // the value, ties and missing values by id.
+            let (key, descending) = match text.len() % 4 {
+                0 => ("acc", true),
+                1 => ("acc", false),
+                2 => ("loss", true),
+                _ => ("loss", false),
+            };
+            let sign = if descending { "-" } else { "" };
+            let sort = RunSort::parse(Some(&format!("{sign}metrics.{key}"))).unwrap();
+            let mut ordered: Vec<(usize, Option<f64>)> = facts
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| query.matches(f))
+                .map(|(i, f)| (i, f.metrics.get(key).copied()))
+                .collect();
+            // Insertion order is id order.
+            ordered.sort_by(|(i, a), (j, b)| {
+                let by_value = match (a, b) {
+                    (Some(a), Some(b)) => a.total_cmp(b),
+                    (Some(_), None) => return std::cmp::Ordering::Less,
+                    (None, Some(_)) => return std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                let order = by_value.then(i.cmp(j));
+                if descending { order.reverse() } else { order }
+            });
+            let expected: Vec<Uuid> = ordered.iter().map(|(i, _)| facts[*i].uuid).collect();
+            let mut paged = Vec::new();
+            for offset in (0..expected.len() + 7).step_by(7) {
+                let (rows, count) = runtime
+                    .block_on(runs::list(
+                        &db,
+                        project_id,
+                        Some(&query),
+                        &sort,
+                        7,
+                        offset as u64,
+                    ))
+                    .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(count as usize, expected.len());
+                paged.extend(rows.iter().map(|r| r.uuid));
+            }
+            prop_assert_eq!(
+                &paged,
+                &expected,
+                "query `{}` sorted by {}metrics.{}",
+                text,
+                sign,
+                key
+            );
             if !expected.is_empty() && expected.len() < facts.len() {
                 matched_some.set(matched_some.get() + 1);
             }
