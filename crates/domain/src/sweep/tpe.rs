@@ -88,12 +88,14 @@ fn min_sigma(n: usize, narrowing: f64) -> f64 {
 /// inner gap), clipped to `[min_sigma, 1]` in unit coordinates.
 fn gap_sigmas(values: &[f64], narrowing: f64) -> Vec<f64> {
     let n = values.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
-    let sorted: Vec<f64> = order.iter().map(|&i| values[i]).collect();
+    // (value, index) pairs sorted in place: ties are broken by the index,
+    // so an unstable sort gives the one order, without indirection.
+    let mut pairs: Vec<(f64, usize)> = values.iter().copied().zip(0..).collect();
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let sorted: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let min_sigma = min_sigma(n, narrowing);
     let mut out = vec![1.0; n];
-    for (rank, &i) in order.iter().enumerate() {
+    for (rank, &(_, i)) in pairs.iter().enumerate() {
         let left = if rank == 0 { 0.0 } else { sorted[rank - 1] };
         let right = if rank + 1 == n { 1.0 } else { sorted[rank + 1] };
         let mut gap = (sorted[rank] - left).max(right - sorted[rank]);
@@ -370,7 +372,7 @@ pub fn suggest(axes: &Axes, trials: &[Trial], config: &TpeConfig, rng: &mut Rng)
     let mut ranked: Vec<usize> = (0..observed.len())
         .filter(|&i| observed[i].1.is_some())
         .collect();
-    ranked.sort_by(|&a, &b| {
+    ranked.sort_unstable_by(|&a, &b| {
         let (x, y) = (
             observed[a].1.unwrap_or_default(),
             observed[b].1.unwrap_or_default(),
@@ -378,10 +380,11 @@ pub fn suggest(axes: &Axes, trials: &[Trial], config: &TpeConfig, rng: &mut Rng)
         x.total_cmp(&y).then(a.cmp(&b))
     });
     let n_good = gamma(completed);
-    let mut good: Vec<usize> = ranked[..n_good].to_vec();
-    let mut bad: Vec<usize> = (0..observed.len()).filter(|i| !good.contains(i)).collect();
-    good.sort_unstable();
-    bad.sort_unstable();
+    let mut is_good = vec![false; observed.len()];
+    for &i in &ranked[..n_good] {
+        is_good[i] = true;
+    }
+    let (good, bad): (Vec<usize>, Vec<usize>) = (0..observed.len()).partition(|&i| is_good[i]);
     let units: Vec<Vec<f64>> = observed
         .iter()
         .map(|(x, _)| to_unit(&axes.axes, x))
