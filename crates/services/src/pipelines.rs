@@ -18,7 +18,7 @@ use trellis_db::runs::RunRow;
 use trellis_domain::dag::{self, Decision, OpState};
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::run::RunKind;
-use trellis_domain::spec::pipeline::{self, DagPlan, RefTarget};
+use trellis_domain::spec::pipeline::{self, DagPlan, RefScope, RefTarget};
 use trellis_domain::sweep::plan::{Matrix, TrialView};
 use trellis_domain::sweep::stopping::{self, Progress, Rule};
 
@@ -326,6 +326,30 @@ fn target(run: &RunRow) -> RefTarget {
     }
 }
 
+/// The runs that `runs.<uuid>` references name, by the uuid as written.
+/// One that is not a uuid, or names no run (or a deleted one), is left
+/// out, and resolving its reference says so.
+pub(crate) async fn referenced_runs<'a>(
+    services: &Services,
+    uuids: impl Iterator<Item = &'a str>,
+) -> ServiceResult<BTreeMap<String, RefTarget>> {
+    let mut out = BTreeMap::new();
+    for written in uuids {
+        if out.contains_key(written) {
+            continue;
+        }
+        let Ok(uuid) = uuid::Uuid::parse_str(written) else {
+            continue;
+        };
+        if let Some(run) = trellis_db::runs::find_any(&services.db, uuid).await?
+            && run.deleted_at.is_none()
+        {
+            out.insert(written.to_owned(), target(&run));
+        }
+    }
+    Ok(out)
+}
+
 async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()> {
     let children = trellis_db::runs::children(&services.db, controller.id).await?;
     if controller.status == RunStatus::Stopping {
@@ -339,6 +363,16 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
         .map(|(name, run)| ((*name).to_owned(), target(run)))
         .collect();
     let dag_target = target(controller);
+    let runs = referenced_runs(
+        services,
+        plan.ops.iter().flat_map(|op| op.referenced_runs()),
+    )
+    .await?;
+    let scope = RefScope {
+        ops: &upstream,
+        runs: &runs,
+        dag: Some(&dag_target),
+    };
     // Each operation's params (literal and resolved), computed once: the
     // condition and the child both need them.
     let mut resolved: BTreeMap<usize, Result<Map<String, Json>, String>> = BTreeMap::new();
@@ -346,7 +380,7 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
     let mut condition_errors: BTreeMap<usize, String> = BTreeMap::new();
     let decisions = dag::advance(&ops, &states, plan.concurrency, |i| {
         let op = &plan.ops[i];
-        let values = op.resolve(&upstream, &dag_target);
+        let values = op.resolve(scope);
         let holds = match (&op.conditions, &values) {
             (Some(conditions), Ok(values)) => {
                 let mut all = op.literal_params();
@@ -378,7 +412,7 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
                 let values = match (condition_errors.remove(&i), resolved.remove(&i)) {
                     (Some(error), _) => Err(error),
                     (None, Some(values)) => values,
-                    (None, None) => op.resolve(&upstream, &dag_target),
+                    (None, None) => op.resolve(scope),
                 };
                 let content = values.and_then(|v| op.content(&v).map_err(|e| e.to_string()));
                 match content {

@@ -1,5 +1,7 @@
 //! Run use cases, including status changes along the lifecycle.
 
+use std::collections::BTreeMap;
+
 use trellis_api_types as api;
 use trellis_db::runs::{
     self, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, StatusChange,
@@ -313,8 +315,31 @@ impl Runs<'_> {
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            let compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
+            let mut overrides: BTreeMap<String, serde_json::Value> = overrides;
+            let mut compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
                 .map_err(|e| ServiceError::invalid("content", e))?;
+            // Params given by reference to another run (`runs.<uuid>`) take
+            // that run's values now, as Polyaxon does; they are then
+            // checked like given params. (A dag resolves its operations'
+            // references before it creates them.)
+            if !compiled.refs.is_empty() {
+                let uuids = compiled
+                    .refs
+                    .values()
+                    .filter_map(|r| spec::pipeline::referenced_run(&r.reference));
+                let runs = crate::pipelines::referenced_runs(self.services, uuids).await?;
+                let no_ops = BTreeMap::new();
+                let scope = spec::pipeline::RefScope {
+                    ops: &no_ops,
+                    runs: &runs,
+                    dag: None,
+                };
+                let values = spec::pipeline::resolve_refs(&compiled.refs, scope)
+                    .map_err(|e| ServiceError::invalid("content", e))?;
+                overrides.extend(values);
+                compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
+                    .map_err(|e| ServiceError::invalid("content", e))?;
+            }
             // A valid sweep this server cannot drive (`iterative`,
             // `anneal`) is refused now rather than failed once started.
             if compiled.matrix.is_some()

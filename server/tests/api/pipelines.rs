@@ -192,6 +192,39 @@ async fn dag_runs_with_refs_conditions_and_policies(database_url: Option<&str>) 
     assert!(finished("train") <= started("evaluate"));
     assert!(finished("evaluate") <= started("report"));
 
+    // Any operation can take a param from another run (`runs.<uuid>`),
+    // read when it is created; an unknown run is refused by name.
+    let by_ref = |uuid: &str| {
+        format!(
+            "version: 1.1\nkind: operation\nparams:\n  data: {{ref: runs.{uuid}, value: inputs.value}}\ncomponent:\n  inputs: [{{name: data, type: str}}]\n  run: {{kind: job, container: {{image: busybox, command: [echo, '{{{{ data }}}}']}}}}\n"
+        )
+    };
+    let create = |content: String| serde_json::json!({ "content": content });
+    let (status, run) = server
+        .request(
+            "POST",
+            "/api/v1/default/dags/runs",
+            Some(create(by_ref(&train))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(run["inputs"]["data"], "digits-v2", "{run}");
+    let unknown = uuid::Uuid::new_v4().simple().to_string();
+    let (status, error) = server
+        .request(
+            "POST",
+            "/api/v1/default/dags/runs",
+            Some(create(by_ref(&unknown))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error.to_string().contains(&unknown) && error.to_string().contains("does not exist"),
+        "{error}"
+    );
+
     let bad_uuid = bad["uuid"].as_str().unwrap().to_owned();
     let bad = wait_done(&server, "dags", &bad_uuid, Duration::from_secs(60)).await;
     assert_eq!(bad["status"], "failed", "{bad}");

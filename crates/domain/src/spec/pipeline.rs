@@ -240,39 +240,82 @@ impl RefTarget {
     }
 }
 
-impl DagOp {
-    /// The values of the operation's references: `ops.<name>` from the
-    /// upstream operations' runs, `dag` from the dag's own run.
-    pub fn resolve(
-        &self,
-        upstream: &BTreeMap<String, RefTarget>,
-        dag: &RefTarget,
-    ) -> Result<Map<String, Json>, String> {
-        let mut out = Map::new();
-        for (name, r) in &self.refs {
-            let target = if r.reference == "dag" {
-                dag
-            } else if let Some(op) = r.reference.strip_prefix("ops.") {
-                upstream.get(op).ok_or_else(|| {
-                    format!("the param `{name}` refers to `{op}`, which has no run")
-                })?
-            } else {
+/// The runs a reference can read, by what names them.
+#[derive(Debug, Clone, Copy)]
+pub struct RefScope<'a> {
+    /// The dag's operations' runs, by operation name (`ops.<name>`).
+    pub ops: &'a BTreeMap<String, RefTarget>,
+    /// Runs named by uuid (`runs.<uuid>`), as written after `runs.`; a
+    /// uuid missing here names no run.
+    pub runs: &'a BTreeMap<String, RefTarget>,
+    /// The dag's own run (`dag`); `None` outside a dag.
+    pub dag: Option<&'a RefTarget>,
+}
+
+/// The uuid a `runs.<uuid>` reference names, as written.
+pub fn referenced_run(reference: &str) -> Option<&str> {
+    reference
+        .strip_prefix("runs.")
+        .filter(|uuid| !uuid.is_empty())
+}
+
+/// The values of params given by reference: `ops.<name>` from the dag's
+/// operations, `runs.<uuid>` from any run, `dag` from the dag's own run.
+/// Without a `value`, a reference reads the output of the param's name.
+pub fn resolve_refs(
+    refs: &BTreeMap<String, ParamRef>,
+    scope: RefScope<'_>,
+) -> Result<Map<String, Json>, String> {
+    let mut out = Map::new();
+    for (name, r) in refs {
+        let target = if r.reference == "dag" {
+            scope.dag.ok_or_else(|| {
+                format!("the param `{name}` refers to `dag`, but this operation is not in a dag")
+            })?
+        } else if let Some(op) = r.reference.strip_prefix("ops.") {
+            if scope.dag.is_none() {
                 return Err(format!(
-                    "the param `{name}` refers to `{}`; a dag operation refers to `ops.<name>` or `dag`",
+                    "the param `{name}` refers to `{}`, but this operation is not in a dag; outside a dag, refer to a run with `runs.<uuid>`",
                     r.reference
                 ));
-            };
-            // Without `value`, the upstream output of the same name.
-            let path = match r.value.as_deref() {
-                Some(path) if !path.is_empty() => path.to_owned(),
-                _ => format!("outputs.{name}"),
-            };
-            let value = target
-                .read(&path, &r.reference)
-                .map_err(|e| format!("the param `{name}`: {e}"))?;
-            out.insert(name.clone(), value);
-        }
-        Ok(out)
+            }
+            scope
+                .ops
+                .get(op)
+                .ok_or_else(|| format!("the param `{name}` refers to `{op}`, which has no run"))?
+        } else if let Some(uuid) = referenced_run(&r.reference) {
+            scope.runs.get(uuid).ok_or_else(|| {
+                format!("the param `{name}` refers to the run `{uuid}`, which does not exist")
+            })?
+        } else {
+            return Err(format!(
+                "the param `{name}` refers to `{}`; refer to `ops.<name>`, `runs.<uuid>` or `dag`",
+                r.reference
+            ));
+        };
+        let path = match r.value.as_deref() {
+            Some(path) if !path.is_empty() => path.to_owned(),
+            _ => format!("outputs.{name}"),
+        };
+        let value = target
+            .read(&path, &r.reference)
+            .map_err(|e| format!("the param `{name}`: {e}"))?;
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+impl DagOp {
+    /// The values of the operation's references, within its dag.
+    pub fn resolve(&self, scope: RefScope<'_>) -> Result<Map<String, Json>, String> {
+        resolve_refs(&self.refs, scope)
+    }
+
+    /// The uuids of the runs the operation's references name.
+    pub fn referenced_runs(&self) -> impl Iterator<Item = &str> {
+        self.refs
+            .values()
+            .filter_map(|r| referenced_run(&r.reference))
     }
 
     /// The Polyaxonfile the operation runs, with `values` as its params'
@@ -572,7 +615,13 @@ run:
         upstream.insert("prep".to_owned(), prep);
         let mut dag_run = RefTarget::default();
         dag_run.inputs.insert("rate".into(), Json::from(0.5));
-        let values = plan.ops[1].resolve(&upstream, &dag_run).unwrap();
+        let none = BTreeMap::new();
+        let scope = |ops| RefScope {
+            ops,
+            runs: &none,
+            dag: Some(&dag_run),
+        };
+        let values = plan.ops[1].resolve(scope(&upstream)).unwrap();
         assert_eq!(values["x"], Json::from("from-prep"));
         let content = plan.ops[1].content(&values).unwrap();
         let compiled = super::super::compile(
@@ -585,15 +634,65 @@ run:
         .unwrap();
         assert_eq!(compiled.container.unwrap().command, ["echo", "from-prep"]);
         // A missing output is an error naming it.
-        let err = plan.ops[1]
-            .resolve(
-                &BTreeMap::from([("prep".to_owned(), RefTarget::default())]),
-                &dag_run,
-            )
-            .unwrap_err();
+        let bare = BTreeMap::from([("prep".to_owned(), RefTarget::default())]);
+        let err = plan.ops[1].resolve(scope(&bare)).unwrap_err();
         assert!(err.contains("output `y`"), "{err}");
-        let report = plan.ops[2].resolve(&upstream, &dag_run).unwrap();
+        let report = plan.ops[2].resolve(scope(&upstream)).unwrap();
         assert_eq!(report["x"], Json::from(0.5));
+    }
+
+    #[test]
+    fn a_reference_to_a_run_reads_that_run_inside_or_outside_a_dag() {
+        let uuid = "9f3c0b5e2a4d4c1e8f6a7b8c9d0e1f2a";
+        let refs = BTreeMap::from([
+            (
+                "lr".to_owned(),
+                ParamRef {
+                    reference: format!("runs.{uuid}"),
+                    value: Some("outputs.best_lr".into()),
+                },
+            ),
+            (
+                "acc".to_owned(),
+                ParamRef {
+                    reference: format!("runs.{uuid}"),
+                    value: None,
+                },
+            ),
+        ]);
+        let mut earlier = RefTarget::default();
+        earlier.outputs.insert("best_lr".into(), Json::from(0.01));
+        earlier.outputs.insert("acc".into(), Json::from(0.9));
+        let runs = BTreeMap::from([(uuid.to_owned(), earlier)]);
+        let none = BTreeMap::new();
+        let scope = RefScope {
+            ops: &none,
+            runs: &runs,
+            dag: None,
+        };
+        let values = resolve_refs(&refs, scope).unwrap();
+        assert_eq!(values["lr"], Json::from(0.01));
+        assert_eq!(values["acc"], Json::from(0.9));
+        // An unknown run, and `ops.` outside a dag, are errors naming them.
+        let missing = RefScope {
+            runs: &none,
+            ..scope
+        };
+        let err = resolve_refs(&refs, missing).unwrap_err();
+        assert!(
+            err.contains(uuid) && err.contains("does not exist"),
+            "{err}"
+        );
+        let ops_ref = BTreeMap::from([(
+            "x".to_owned(),
+            ParamRef {
+                reference: "ops.prep".into(),
+                value: None,
+            },
+        )]);
+        let err = resolve_refs(&ops_ref, scope).unwrap_err();
+        assert!(err.contains("not in a dag"), "{err}");
+        assert_eq!(referenced_run("runs."), None);
     }
 
     #[test]
