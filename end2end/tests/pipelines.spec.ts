@@ -28,6 +28,9 @@ test("a dag's graph and timeline follow its operations live", async ({ page, req
   }
   expect(await page.evaluate(() => (window as any).__noReload)).toBe(true);
   await expect(page.getByTestId("gantt").getByTestId("gantt-row")).toHaveCount(4);
+  // The timeline has a time axis that starts at the first operation.
+  await expect(page.getByTestId("gantt-tick").first()).toHaveText("0s");
+  expect(await page.getByTestId("gantt-tick").count()).toBeGreaterThan(1);
   await page.screenshot({ path: `${shots}/pipeline-dag.png`, fullPage: true });
 
   // A node opens its operation's run, which links back to the pipeline.

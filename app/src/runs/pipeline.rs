@@ -13,7 +13,7 @@ use super::compare::ParallelCoordinates;
 use super::pages::{RunResource, follow_statuses};
 use super::param;
 use crate::error::AppError;
-use crate::ui::{EmptyState, ErrorView, StatusBadge, format_duration};
+use crate::ui::{EmptyState, ErrorView, StatusBadge, format_duration, tick_label, time_ticks};
 
 /// A pipeline with its children's metric summaries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +237,35 @@ fn Gantt(children: Vec<wire::Run>, base: String) -> impl IntoView {
     let end_of = |c: &wire::Run| c.finished_at.unwrap_or(now);
     let t1 = started.iter().map(|c| end_of(c)).max().unwrap_or(now);
     let span = (t1 - t0).num_milliseconds().max(1) as f64;
+    // The axis: seconds since the first operation started.
+    let ticks: Vec<f64> = time_ticks(span / 1000.0)
+        .into_iter()
+        .map(|t| t * 1000.0 / span * 100.0)
+        .collect();
+    let grid = {
+        let ticks = ticks.clone();
+        move || {
+            ticks
+                .iter()
+                .skip(1)
+                .map(|left| view! {
+                    <div class="absolute inset-y-0 w-px bg-slate-200 dark:bg-slate-700" style=format!("left:{left:.2}%")></div>
+                })
+                .collect_view()
+        }
+    };
+    let labels = time_ticks(span / 1000.0)
+        .into_iter()
+        .zip(ticks.iter().copied())
+        .enumerate()
+        .map(|(i, (seconds, left))| {
+            // The first label starts at the axis; the others centre on their tick.
+            let shift = if i == 0 { "" } else { "-translate-x-1/2" };
+            view! {
+                <span class=format!("absolute top-0 whitespace-nowrap {shift}") style=format!("left:{left:.2}%") data-testid="gantt-tick">{tick_label(seconds)}</span>
+            }
+        })
+        .collect_view();
     let rows = children
         .iter()
         .map(|c| {
@@ -254,7 +283,7 @@ fn Gantt(children: Vec<wire::Run>, base: String) -> impl IntoView {
                 <tr data-testid="gantt-row">
                     <td class="whitespace-nowrap py-1 pr-3 text-sm"><a class="hover:underline" href=format!("{base}/{}", c.uuid)>{name}</a></td>
                     <td class="py-1 pr-3"><StatusBadge status=c.status /></td>
-                    <td class="w-full py-1"><div class="relative h-6 rounded bg-slate-50 dark:bg-slate-800">{bar}</div></td>
+                    <td class="w-full py-1"><div class="relative h-6 rounded bg-slate-50 dark:bg-slate-800">{grid()}{bar}</div></td>
                     <td class="whitespace-nowrap py-1 pl-3 text-right font-mono text-xs text-slate-500">{duration}</td>
                 </tr>
             }
@@ -264,6 +293,16 @@ fn Gantt(children: Vec<wire::Run>, base: String) -> impl IntoView {
         <div>
             <h2 class="mb-2 text-sm font-semibold uppercase tracking-wide text-slate-500">"Timeline"</h2>
             <table class="w-full" data-testid="gantt">
+                <thead>
+                    <tr>
+                        <th></th>
+                        <th></th>
+                        <th class="py-1 font-mono text-xs font-normal text-slate-500" aria-label="Time since the first operation started">
+                            <div class="relative h-4">{labels}</div>
+                        </th>
+                        <th></th>
+                    </tr>
+                </thead>
                 <tbody>{rows}</tbody>
             </table>
         </div>

@@ -34,9 +34,57 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
+/// Tick positions, in seconds from 0, for a time axis `span` seconds
+/// long: multiples of the smallest round step (100 ms … 10 days) that
+/// gives at most five intervals, so labels never crowd.
+pub fn time_ticks(span: f64) -> Vec<f64> {
+    const STEPS: [f64; 24] = [
+        0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0,
+        3600.0, 7200.0, 10_800.0, 21_600.0, 43_200.0, 86_400.0, 172_800.0, 432_000.0, 864_000.0,
+    ];
+    if !span.is_finite() || span <= 0.0 {
+        return vec![0.0];
+    }
+    let step = STEPS
+        .iter()
+        .copied()
+        .find(|step| span / step <= 5.0)
+        .unwrap_or_else(|| (span / 5.0).ceil());
+    (0..)
+        .map(|i| f64::from(i) * step)
+        .take_while(|t| *t <= span + 1e-9)
+        .collect()
+}
+
+/// A tick's label: `0s`, `500ms`, `30s`, `1m 00s`, ...
+pub fn tick_label(seconds: f64) -> String {
+    if seconds == 0.0 {
+        "0s".to_owned()
+    } else {
+        format_duration(seconds)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ticks_are_round_and_few() {
+        assert_eq!(time_ticks(100.0), vec![0.0, 30.0, 60.0, 90.0]);
+        assert_eq!(time_ticks(2.0), vec![0.0, 0.5, 1.0, 1.5, 2.0]);
+        assert_eq!(time_ticks(0.0), vec![0.0]);
+        assert_eq!(time_ticks(f64::NAN), vec![0.0]);
+        let long = time_ticks(40.0 * 86_400.0);
+        assert!(long.len() <= 6 && long[1] == 864_000.0, "{long:?}");
+        for span in [0.3, 7.0, 59.0, 61.0, 3601.0, 90_000.0] {
+            let ticks = time_ticks(span);
+            assert!((2..=6).contains(&ticks.len()), "{span}: {ticks:?}");
+            assert!(*ticks.last().unwrap() <= span + 1e-9);
+        }
+        assert_eq!(tick_label(0.0), "0s");
+        assert_eq!(tick_label(60.0), "1m 00s");
+    }
 
     #[test]
     fn durations_read_naturally() {

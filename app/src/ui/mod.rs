@@ -4,7 +4,7 @@
 mod format;
 mod theme;
 
-pub use format::{format_duration, format_time};
+pub use format::{format_duration, format_time, tick_label, time_ticks};
 pub use theme::ThemeToggle;
 
 use leptos::prelude::*;
