@@ -50,6 +50,9 @@ pub struct Services {
         Arc<std::collections::BTreeMap<String, trellis_domain::scheduling::QueueLimits>>,
     /// Where run artifacts are kept; `None` in processes that serve none.
     artifacts: Option<artifacts::ArtifactStore>,
+    /// Trials' metric series early stopping has read, per sweep, so a
+    /// tick re-reads only the series that grew.
+    stopping_series: pipelines::SeriesCache,
 }
 
 impl Services {
@@ -66,6 +69,7 @@ impl Services {
             events: Events::local(),
             configured_queues: Arc::default(),
             artifacts: None,
+            stopping_series: pipelines::SeriesCache::default(),
         }
     }
 

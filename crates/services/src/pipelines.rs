@@ -11,6 +11,7 @@
 //! and creates nothing twice.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value as Json};
 use trellis_api_types as api;
@@ -110,6 +111,7 @@ fn seed_of(run: &RunRow) -> u64 {
 async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult<()> {
     let children = trellis_db::runs::children(&services.db, controller.id).await?;
     if controller.status == RunStatus::Stopping {
+        services.stopping_series.forget(controller.id);
         return wind_down(services, controller, &children).await;
     }
     let sweep = pipeline::sweep(&controller.content)
@@ -156,7 +158,7 @@ async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult
     // Early stopping, judged on every tick while trials run.
     let mut stop_sweep = None;
     for rule in &matrix.early_stopping {
-        let progress = progress_of(services, rule, &children).await?;
+        let progress = progress_of(services, controller.id, rule, &children).await?;
         let verdict = stopping::judge(rule, &progress);
         for index in verdict.stop_trials {
             if let Some(child) = children.get(index) {
@@ -211,6 +213,7 @@ async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult
     if !finished {
         return Ok(());
     }
+    services.stopping_series.forget(controller.id);
     // The sweep's outcome: its best trial, recorded as outputs.
     let mut outputs = Map::new();
     outputs.insert("trials".into(), Json::from(children.len()));
@@ -255,31 +258,98 @@ fn is_resource(matrix: &Matrix, key: &str) -> bool {
     matches!(&matrix.algorithm, trellis_domain::sweep::plan::Algorithm::Hyperband { resource, .. } if resource == key)
 }
 
+/// A sweep's trials' series of one metric, as (step, value) without NaN,
+/// with the summary's point count they were read at.
+type SweepSeries = BTreeMap<(i64, String), (i64, Vec<(i64, f64)>)>;
+
+/// The series early stopping has read, by sweep (controller run id).
+/// Judging reads every trial's series on every tick; a trial that has
+/// logged nothing since (every finished trial) is served from here, so a
+/// tick reads one summary row per trial and the series of the trials that
+/// grew. A point's count is committed with the point, so a count that
+/// did not change means a series that did not change.
+#[derive(Clone, Default)]
+pub(crate) struct SeriesCache(Arc<Mutex<BTreeMap<i64, SweepSeries>>>);
+
+impl SeriesCache {
+    /// The sweep's series of `metric`, removed from the cache.
+    fn take(&self, sweep: i64, metric: &str) -> SweepSeries {
+        let Ok(mut all) = self.0.lock() else {
+            return SweepSeries::new();
+        };
+        let Some(series) = all.get_mut(&sweep) else {
+            return SweepSeries::new();
+        };
+        let (taken, rest) = std::mem::take(series)
+            .into_iter()
+            .partition(|((_, key), _)| key == metric);
+        *series = rest;
+        taken
+    }
+
+    fn keep(&self, sweep: i64, series: SweepSeries) {
+        if let Ok(mut all) = self.0.lock() {
+            all.entry(sweep).or_default().extend(series);
+        }
+    }
+
+    /// Forgets a sweep that has finished.
+    fn forget(&self, sweep: i64) {
+        if let Ok(mut all) = self.0.lock() {
+            all.remove(&sweep);
+        }
+    }
+}
+
 /// Each trial's series of the rule's metric (failure rules need none).
 async fn progress_of(
     services: &Services,
+    sweep: i64,
     rule: &Rule,
     children: &[RunRow],
 ) -> ServiceResult<Vec<Progress>> {
+    let Rule::Metric { metric, .. } = rule else {
+        return Ok(children
+            .iter()
+            .map(|child| Progress {
+                running: !child.status.is_done(),
+                failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
+                series: Vec::new(),
+            })
+            .collect());
+    };
+    let mut cached = services.stopping_series.take(sweep, metric);
+    let mut kept = SweepSeries::new();
+    let counts: BTreeMap<i64, i64> = {
+        let ids: Vec<i64> = children.iter().map(|c| c.id).collect();
+        trellis_db::tracking::summaries(&services.db, &ids, Some(metric))
+            .await?
+            .into_iter()
+            .map(|s| (s.run_id, s.count))
+            .collect()
+    };
     let mut out = Vec::with_capacity(children.len());
     for child in children {
-        let series = match rule {
-            Rule::Metric { metric, .. } => {
-                trellis_db::tracking::series(&services.db, child.id, metric, None)
-                    .await?
-                    .into_iter()
-                    .filter(|p| !p.is_nan)
-                    .map(|p| (p.point.step, p.point.value))
-                    .collect()
-            }
-            Rule::Failure { .. } => Vec::new(),
+        let count = counts.get(&child.id).copied().unwrap_or(0);
+        let slot = (child.id, metric.clone());
+        let series = match cached.remove(&slot) {
+            Some((seen, series)) if seen == count => series,
+            _ if count == 0 => Vec::new(),
+            _ => trellis_db::tracking::series(&services.db, child.id, metric, None)
+                .await?
+                .into_iter()
+                .filter(|p| !p.is_nan)
+                .map(|p| (p.point.step, p.point.value))
+                .collect(),
         };
+        kept.insert(slot, (count, series.clone()));
         out.push(Progress {
             running: !child.status.is_done(),
             failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
             series,
         });
     }
+    services.stopping_series.keep(sweep, kept);
     Ok(out)
 }
 
