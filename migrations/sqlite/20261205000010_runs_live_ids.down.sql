@@ -1,0 +1,1 @@
+DROP INDEX runs_live_ids_idx;
