@@ -66,23 +66,37 @@ pub fn RunPage() -> impl IntoView {
 pub(crate) type RunResource = Resource<Result<RunPageData, AppError>>;
 
 /// Calls `changed` with the run whose status changed in the project's
-/// status stream, or `None` when changes may have been missed (the stream
-/// reconnected or fell behind) and everything should be re-read.
+/// status stream, or `None` when changes may have been missed and
+/// everything should be re-read: when the stream opens (a status can
+/// change between the server's render and the browser's connection,
+/// which for a big page can be seconds), reconnects or falls behind.
 pub(crate) fn follow_statuses(
     owner: impl Fn() -> String + 'static,
     project: impl Fn() -> String + 'static,
     changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
 ) {
-    follow_project(owner, project, changed, |_| {});
+    subscribe_project(owner, project, changed, |_| {}, true);
 }
 
 /// [`follow_statuses`], and `logged` with the run that logged metric
-/// points (or `None` after missed messages).
+/// points (or `None` after missed messages). The first connection does
+/// not re-read: charts would redraw under the pointer just after load,
+/// and a running run's next points re-read its chart anyway.
 pub(crate) fn follow_project(
     owner: impl Fn() -> String + 'static,
     project: impl Fn() -> String + 'static,
     changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
     logged: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+) {
+    subscribe_project(owner, project, changed, logged, false);
+}
+
+fn subscribe_project(
+    owner: impl Fn() -> String + 'static,
+    project: impl Fn() -> String + 'static,
+    changed: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+    logged: impl Fn(Option<uuid::Uuid>) + Copy + 'static,
+    resync_on_first_open: bool,
 ) {
     let opened = std::cell::Cell::new(false);
     crate::live::subscribe(crate::live::Handlers {
@@ -103,10 +117,10 @@ pub(crate) fn follow_project(
                 }
             }
         }),
-        // The first connection follows the page's own load; a reconnection
-        // may have missed changes.
+        // A reconnection may have missed changes; so may the first
+        // connection, since the page's load.
         on_open: Box::new(move || {
-            if opened.replace(true) {
+            if opened.replace(true) || resync_on_first_open {
                 changed(None);
                 logged(None);
             }
