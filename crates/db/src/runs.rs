@@ -576,7 +576,8 @@ async fn list_by_metric(
         let (rows, count) = tokio::join!(read(head_sql(i64::from(limit), offset)), count);
         let mut runs = rows?.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?;
         let count = count?;
-        if runs.len() < limit as usize && i64::try_from(runs.len()).unwrap_or(0) + offset < count {
+        let got = i64::try_from(runs.len()).unwrap_or(i64::MAX);
+        if got < i64::from(limit) && got.saturating_add(offset) < count {
             // The page reaches past the runs with the metric: `skipped`
             // of the rest come before it.
             let skipped = if runs.is_empty() && offset > 0 {
@@ -592,7 +593,7 @@ async fn list_by_metric(
             } else {
                 0
             };
-            let wanted = i64::from(limit) - i64::try_from(runs.len()).unwrap_or(0);
+            let wanted = i64::from(limit) - got;
             for row in read(tail_sql(wanted, skipped)).await? {
                 runs.push(decode_run(&row)?);
             }

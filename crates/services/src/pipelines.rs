@@ -308,15 +308,13 @@ async fn progress_of(
     rule: &Rule,
     children: &[RunRow],
 ) -> ServiceResult<Vec<Progress>> {
+    let progress = |child: &RunRow, series| Progress {
+        running: !child.status.is_done(),
+        failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
+        series,
+    };
     let Rule::Metric { metric, .. } = rule else {
-        return Ok(children
-            .iter()
-            .map(|child| Progress {
-                running: !child.status.is_done(),
-                failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
-                series: Vec::new(),
-            })
-            .collect());
+        return Ok(children.iter().map(|c| progress(c, Vec::new())).collect());
     };
     let mut cached = services.stopping_series.take(sweep, metric);
     let mut kept = SweepSeries::new();
@@ -343,11 +341,7 @@ async fn progress_of(
                 .collect(),
         };
         kept.insert(slot, (count, series.clone()));
-        out.push(Progress {
-            running: !child.status.is_done(),
-            failed: matches!(child.status, RunStatus::Failed | RunStatus::UpstreamFailed),
-            series,
-        });
+        out.push(progress(child, series));
     }
     services.stopping_series.keep(sweep, kept);
     Ok(out)
@@ -433,11 +427,14 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
         .map(|(name, run)| ((*name).to_owned(), target(run)))
         .collect();
     let dag_target = target(controller);
-    let runs = referenced_runs(
-        services,
-        plan.ops.iter().flat_map(|op| op.referenced_runs()),
-    )
-    .await?;
+    // Only operations still waiting resolve their references this tick.
+    let waiting = plan
+        .ops
+        .iter()
+        .zip(&states)
+        .filter(|(_, state)| matches!(state, OpState::Waiting))
+        .flat_map(|(op, _)| op.referenced_runs());
+    let runs = referenced_runs(services, waiting).await?;
     let scope = RefScope {
         ops: &upstream,
         runs: &runs,

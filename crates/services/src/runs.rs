@@ -309,13 +309,12 @@ impl Runs<'_> {
                 project_name: Some(project.name.clone()),
                 ..Globals::default()
             };
-            let overrides = input
+            let mut overrides: BTreeMap<String, serde_json::Value> = input
                 .params
                 .clone()
                 .unwrap_or_default()
                 .into_iter()
                 .collect();
-            let mut overrides: BTreeMap<String, serde_json::Value> = overrides;
             let mut compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
                 .map_err(|e| ServiceError::invalid("content", e))?;
             // Params given by reference to another run (`runs.<uuid>`) take

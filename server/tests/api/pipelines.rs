@@ -199,26 +199,15 @@ async fn dag_runs_with_refs_conditions_and_policies(database_url: Option<&str>) 
             "version: 1.1\nkind: operation\nparams:\n  data: {{ref: runs.{uuid}, value: inputs.value}}\ncomponent:\n  inputs: [{{name: data, type: str}}]\n  run: {{kind: job, container: {{image: busybox, command: [echo, '{{{{ data }}}}']}}}}\n"
         )
     };
-    let create = |content: String| serde_json::json!({ "content": content });
-    let (status, run) = server
-        .request(
-            "POST",
-            "/api/v1/default/dags/runs",
-            Some(create(by_ref(&train))),
-        )
-        .await
-        .unwrap();
+    let create = |uuid: String| {
+        let body = serde_json::json!({ "content": by_ref(&uuid) });
+        server.request("POST", "/api/v1/default/dags/runs", Some(body))
+    };
+    let (status, run) = create(train.clone()).await.unwrap();
     assert_eq!(status, 201, "{run}");
     assert_eq!(run["inputs"]["data"], "digits-v2", "{run}");
     let unknown = uuid::Uuid::new_v4().simple().to_string();
-    let (status, error) = server
-        .request(
-            "POST",
-            "/api/v1/default/dags/runs",
-            Some(create(by_ref(&unknown))),
-        )
-        .await
-        .unwrap();
+    let (status, error) = create(unknown.clone()).await.unwrap();
     assert_eq!(status, 400, "{error}");
     assert!(
         error.to_string().contains(&unknown) && error.to_string().contains("does not exist"),
