@@ -8,7 +8,8 @@
 //!
 //! The TPEs get more seeds because they are cheap and their medians are
 //! noisy: over disjoint blocks of 20 seeds the same two samplers' ratio
-//! swings by 2× or more (the bench prints that spread).
+//! swings by 2× or more (the bench prints that spread, for the GPs too
+//! when they get 40 seeds or more).
 //!
 //! A second, paired table (`TRELLIS_BENCH_PAIRED=0` skips it) runs every
 //! seed again with both sides starting from the same 10 random points:
@@ -393,25 +394,32 @@ fn main() {
         );
         table("-paired");
     }
-    // How far a 20-seed median moves: the TPE ratio per block of 20 seeds.
-    if tpe_seeds >= 40 {
+    // How far a 20-seed median moves: each side's ratio per block of 20
+    // seeds, for the optimizers given 40 seeds or more.
+    let spread = [
+        ("bayes", "optuna-gp", "GP", gp_seeds),
+        ("tpe", "optuna-tpe", "TPE", tpe_seeds),
+    ];
+    if spread.iter().any(|s| s.3 >= 40) {
         println!(
-            "\nTPE ratio (Trellis ÷ Optuna) over each block of 20 seeds, lowest to highest: the noise of a 20-seed median\n"
+            "\nRatio (Trellis ÷ Optuna) over each block of 20 seeds, lowest to highest: the noise of a 20-seed median\n"
         );
-        println!("| function | evals | blocks | lowest | highest |");
-        println!("| --- | ---: | ---: | ---: | ---: |");
+        println!("| optimizer | function | evals | blocks | lowest | highest |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    }
+    for (ours, theirs, label, seeds) in spread.into_iter().filter(|s| s.3 >= 40) {
         for (name, _, _, optimum) in functions() {
             for budget in [50, evals] {
-                let mut ratios: Vec<f64> = (0..tpe_seeds as u64 / 20)
+                let mut ratios: Vec<f64> = (0..seeds as u64 / 20)
                     .map(|b| {
                         let block = || 20 * b..20 * (b + 1);
-                        regret("tpe", "", name, optimum, budget, block())
-                            / regret("optuna-tpe", "", name, optimum, budget, block())
+                        regret(ours, "", name, optimum, budget, block())
+                            / regret(theirs, "", name, optimum, budget, block())
                     })
                     .collect();
                 ratios.sort_by(f64::total_cmp);
                 println!(
-                    "| {name} | {budget} | {} | {:.2} | {:.2} |",
+                    "| {label} | {name} | {budget} | {} | {:.2} | {:.2} |",
                     ratios.len(),
                     ratios[0],
                     ratios[ratios.len() - 1]

