@@ -160,6 +160,42 @@ fn backward(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
     z
 }
 
+/// `K⁻¹` from its factor `L`, column by column: `L z = e_j`, then
+/// `Lᵀ col = z`. The hyperparameter fit computes it on every step, so
+/// this is the fit's inner loop; it does exactly the arithmetic of
+/// [`forward`] and [`backward`] on a unit vector, minus the products
+/// with the leading zeros of `z`, and reads `Lᵀ` from a transposed copy
+/// so both solves walk rows.
+fn inverse(l: &[f64], n: usize) -> Vec<f64> {
+    let mut upper = vec![0.0; n * n];
+    for i in 0..n {
+        for k in 0..=i {
+            upper[k * n + i] = l[i * n + k];
+        }
+    }
+    let mut inv = vec![0.0; n * n];
+    let mut z = vec![0.0; n];
+    for j in 0..n {
+        z[..j].fill(0.0);
+        for i in j..n {
+            let mut s = if i == j { 1.0 } else { 0.0 };
+            for k in j..i {
+                s -= l[i * n + k] * z[k];
+            }
+            z[i] = s / l[i * n + i];
+        }
+        for i in (0..n).rev() {
+            let mut s = z[i];
+            for k in i + 1..n {
+                s -= upper[i * n + k] * z[k];
+            }
+            z[i] = s / upper[i * n + i];
+            inv[i * n + j] = z[i];
+        }
+    }
+    inv
+}
+
 /// The covariance matrix (noise on the diagonal) and the factor, with
 /// growing jitter if rounding makes it indefinite.
 fn factor(
@@ -238,15 +274,7 @@ fn objective(
     let fit: f64 = y.iter().zip(&alpha).map(|(a, b)| a * b).sum();
     let lml = -0.5 * fit - ln_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
     // W = ααᵀ - K⁻¹; ∂LML/∂θ = ½ tr(W ∂K/∂θ).
-    let mut inv = vec![0.0; n * n];
-    for j in 0..n {
-        let mut e = vec![0.0; n];
-        e[j] = 1.0;
-        let col = backward(&l, n, &forward(&l, n, &e));
-        for i in 0..n {
-            inv[i * n + j] = col[i];
-        }
-    }
+    let inv = inverse(&l, n);
     let inv_l2: Vec<f64> = h.ln_lengths.iter().map(|v| (-2.0 * v).exp()).collect();
     let s2 = (2.0 * h.ln_signal).exp();
     let noise2 = (2.0 * h.ln_noise).exp();
@@ -688,6 +716,40 @@ mod tests {
             assert!(sd < 0.2, "{kernel:?} {sd}");
             let (_, far) = gp.predict(&[1.8]);
             assert!(far > 5.0 * sd, "{kernel:?} {far} {sd}");
+        }
+    }
+
+    #[test]
+    fn the_inverse_is_the_two_solves_bit_for_bit() {
+        let xs: Vec<Vec<f64>> = (0..12)
+            .map(|i| vec![f64::from(i) / 11.0, (f64::from(i) * 0.37).fract()])
+            .collect();
+        let h = Hyper {
+            ln_lengths: vec![-1.2, -0.4],
+            ln_signal: 0.2,
+            ln_noise: -5.0,
+        };
+        let (k, l) = factor(Kernel::Matern(2.5), &[false, false], &h, &xs).unwrap();
+        let n = xs.len();
+        let inv = inverse(&l, n);
+        for j in 0..n {
+            let mut e = vec![0.0; n];
+            e[j] = 1.0;
+            let col = backward(&l, n, &forward(&l, n, &e));
+            for i in 0..n {
+                assert_eq!(inv[i * n + j].to_bits(), col[i].to_bits(), "({i}, {j})");
+            }
+        }
+        // (K + noise) K⁻¹ = I.
+        let noise2 = (2.0 * h.ln_noise).exp();
+        for i in 0..n {
+            for j in 0..n {
+                let v: f64 = (0..n)
+                    .map(|m| (k[i * n + m] + if i == m { noise2 } else { 0.0 }) * inv[m * n + j])
+                    .sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((v - want).abs() < 1e-6, "({i}, {j}): {v}");
+            }
         }
     }
 
