@@ -260,7 +260,7 @@ fn is_resource(matrix: &Matrix, key: &str) -> bool {
 
 /// A sweep's trials' series of one metric, as (step, value) without NaN,
 /// with the summary's point count they were read at.
-type SweepSeries = BTreeMap<(i64, String), (i64, Vec<(i64, f64)>)>;
+type SweepSeries = BTreeMap<(i64, String), (i64, Arc<[(i64, f64)]>)>;
 
 /// The series early stopping has read, by sweep (controller run id).
 /// Judging reads every trial's series on every tick; a trial that has
@@ -314,7 +314,10 @@ async fn progress_of(
         series,
     };
     let Rule::Metric { metric, .. } = rule else {
-        return Ok(children.iter().map(|c| progress(c, Vec::new())).collect());
+        return Ok(children
+            .iter()
+            .map(|c| progress(c, Arc::from([])))
+            .collect());
     };
     let mut cached = services.stopping_series.take(sweep, metric);
     let mut kept = SweepSeries::new();
@@ -332,7 +335,7 @@ async fn progress_of(
         let slot = (child.id, metric.clone());
         let series = match cached.remove(&slot) {
             Some((seen, series)) if seen == count => series,
-            _ if count == 0 => Vec::new(),
+            _ if count == 0 => Arc::from([]),
             _ => trellis_db::tracking::series(&services.db, child.id, metric, None)
                 .await?
                 .into_iter()
@@ -340,7 +343,7 @@ async fn progress_of(
                 .map(|p| (p.point.step, p.point.value))
                 .collect(),
         };
-        kept.insert(slot, (count, series.clone()));
+        kept.insert(slot, (count, Arc::clone(&series)));
         out.push(progress(child, series));
     }
     services.stopping_series.keep(sweep, kept);

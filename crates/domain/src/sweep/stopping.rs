@@ -14,6 +14,7 @@
 //!   more than `percent` of it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Which way the metric improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +77,9 @@ pub enum Rule {
 pub struct Progress {
     pub running: bool,
     pub failed: bool,
-    /// The rule's metric as (step, value), in step order.
-    pub series: Vec<(i64, f64)>,
+    /// The rule's metric as (step, value), in step order. Shared: the
+    /// caller keeps the same series between judgements.
+    pub series: Arc<[(i64, f64)]>,
 }
 
 /// What to do.
@@ -250,7 +252,8 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| (i as i64 + 1, *v))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         }
     }
 
