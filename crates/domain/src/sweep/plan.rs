@@ -179,8 +179,10 @@ impl Matrix {
                 }
                 if let Some(utility) = &raw.utility_function {
                     let xi = utility.eps.unwrap_or(0.0);
-                    // Without a named function the default (a lower
-                    // confidence bound) stays, with `kappa` if given.
+                    // `ucb`, or no named function, is the lower
+                    // confidence bound: with `kappa` if given, else the
+                    // default width (not Polyaxon's 2.576, see
+                    // `DEFAULT_KAPPA`).
                     config.acquisition = match utility.acquisition_function.as_deref() {
                         Some("ei") => Acquisition::Ei { xi },
                         Some("poi") => Acquisition::Poi { xi },
