@@ -51,8 +51,9 @@ pub fn compile(query: &Query, backend: Backend, project: &str, first: usize) -> 
 }
 
 /// An expression ordering runs by `field`: the column, or for a param,
-/// output or metric its numeric value (NULL when absent or not a number).
-/// Placeholders start at `$first`.
+/// output or metric its numeric value (NULL when absent or not a number; a
+/// string that spells a number, as MLflow logs params, is that number: the
+/// indexed `run_fields` row has it). Placeholders start at `$first`.
 pub fn sort_expression(field: &Field, backend: Backend, first: usize) -> Filter {
     let mut compiler = Compiler {
         backend,
@@ -64,7 +65,13 @@ pub fn sort_expression(field: &Field, backend: Backend, first: usize) -> Filter 
     let column = Compiler::column(field);
     let sql = match (field, Compiler::json_key(field)) {
         (Field::Metric(key), _) => compiler.metric_value(key),
-        (_, Some(key)) => compiler.json_value(column, key, JsonAs::Number),
+        (_, Some(key)) => {
+            let source = Compiler::source(field);
+            let key = compiler.bind(Bind::Text(key.to_owned()));
+            format!(
+                "(SELECT f.num_value FROM run_fields f WHERE f.run_id = r.id AND f.source = {source} AND f.key = {key})"
+            )
+        }
         (_, None) => column.to_owned(),
     };
     Filter {
@@ -245,26 +252,6 @@ impl Compiler {
         }
     }
 
-    /// A JSON value of `column` at `key` as a number or text; NULL when the
-    /// stored value has another type.
-    fn json_value(&mut self, column: &str, key: &str, kind: JsonAs) -> String {
-        let (path, again) = (self.key_param(key), self.key_param(key));
-        match (self.backend, kind) {
-            (Backend::Sqlite, JsonAs::Number) => format!(
-                "(CASE WHEN json_type({column}, {path}) IN ('integer', 'real') THEN json_extract({column}, {again}) END)"
-            ),
-            (Backend::Sqlite, JsonAs::Text) => format!(
-                "(CASE WHEN json_type({column}, {path}) = 'text' THEN json_extract({column}, {again}) END)"
-            ),
-            (Backend::Postgres, JsonAs::Number) => format!(
-                "(CASE WHEN jsonb_typeof({column} -> {path}) = 'number' THEN ({column} ->> {again})::float8 END)"
-            ),
-            (Backend::Postgres, JsonAs::Text) => format!(
-                "(CASE WHEN jsonb_typeof({column} -> {path}) = 'string' THEN {column} ->> {again} END)"
-            ),
-        }
-    }
-
     fn json_bool(&mut self, column: &str, key: &str, value: bool) -> String {
         let path = self.key_param(key);
         match self.backend {
@@ -366,11 +353,20 @@ impl Compiler {
         format!("({lhs} {} {rhs})", operator(cmp))
     }
 
+    /// Which `run_fields` rows hold `field`: 0 for params, 1 for outputs.
+    fn source(field: &Field) -> u8 {
+        match field {
+            Field::Output(_) => 1,
+            _ => 0,
+        }
+    }
+
     /// A term on a param or output as a semi-join over its indexed rows in
-    /// `run_fields` (a JSON string is in `text_value`, a number in
-    /// `num_value`): `test` writes the condition on the value column. Same
-    /// meaning as testing the JSON: a run whose value is missing or of
-    /// another type has no such row, so the term is false for it.
+    /// `run_fields` (a JSON string is in `text_value`, a number, or a
+    /// string that spells one, in `num_value`): `test` writes the condition
+    /// on the value column. Same meaning as the in-memory predicate: a run
+    /// whose value is missing or of another type has no such row, so the
+    /// term is false for it.
     fn field_rows(
         &mut self,
         field: &Field,
@@ -378,10 +374,7 @@ impl Compiler {
         kind: JsonAs,
         test: impl FnOnce(&mut Self, &str) -> String,
     ) -> String {
-        let source = match field {
-            Field::Output(_) => 1,
-            _ => 0,
-        };
+        let source = Self::source(field);
         let key = self.bind(Bind::Text(key.to_owned()));
         let value = match kind {
             JsonAs::Number => "f.num_value",

@@ -777,6 +777,18 @@ pub struct ConditionRow {
 type ConditionTuple = (String, Option<String>, Option<String>, DateTime<Utc>);
 
 /// A run's conditions, oldest first.
+/// How many conditions of run `run_id` entered `status`.
+pub async fn count_conditions(db: &Db, run_id: i64, status: RunStatus) -> DbResult<i64> {
+    let count: i64 = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM run_conditions WHERE run_id = $1 AND status = $2")
+            .bind(run_id)
+            .bind(status.as_str())
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(count)
+}
+
 pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
     let rows: Vec<ConditionTuple> = with_pool!(db, |pool| {
         sqlx::query_as(

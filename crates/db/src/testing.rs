@@ -172,3 +172,91 @@ mod tests {
         );
     }
 }
+
+/// The shape of a migrated database, in terms both dialects share: each
+/// table's column names, and each index's table, columns and uniqueness.
+/// Types are left out (`INTEGER` / `BIGINT`, `REAL` / `DOUBLE PRECISION`
+/// are the same column on purpose) and so are internal tables (sqlx's
+/// `_sqlx_migrations`, SQLite's `sqlite_*`) and primary-key indexes, which
+/// each database names its own way.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Schema {
+    /// Table name → its column names, sorted.
+    pub tables: std::collections::BTreeMap<String, Vec<String>>,
+    /// Index name → (table, indexed columns in order, unique).
+    pub indexes: std::collections::BTreeMap<String, (String, Vec<String>, bool)>,
+}
+
+/// Reads the [`Schema`] of `db`.
+pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
+    let mut schema = Schema::default();
+    match db {
+        Db::Sqlite(pool) => {
+            let columns: Vec<(String, String)> = sqlx::query_as(
+                "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
+                 ORDER BY m.name, c.name",
+            )
+            .fetch_all(pool)
+            .await?;
+            for (table, column) in columns {
+                schema.tables.entry(table).or_default().push(column);
+            }
+            let indexed: Vec<(String, String, i64, Option<String>, bool)> = sqlx::query_as(
+                "SELECT m.name, m.tbl_name, i.seqno, i.name, l.\"unique\"
+                 FROM sqlite_master m
+                 JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name
+                 JOIN pragma_index_info(m.name) i
+                 WHERE m.type = 'index' AND l.origin = 'c'
+                 ORDER BY m.name, i.seqno",
+            )
+            .fetch_all(pool)
+            .await?;
+            for (index, table, _, column, unique) in indexed {
+                let entry = schema
+                    .indexes
+                    .entry(index)
+                    .or_insert_with(|| (table, Vec::new(), unique));
+                entry
+                    .1
+                    .push(column.unwrap_or_else(|| "<expression>".to_owned()));
+            }
+        }
+        Db::Postgres(pool) => {
+            let columns: Vec<(String, String)> = sqlx::query_as(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'
+                 ORDER BY table_name, column_name",
+            )
+            .fetch_all(pool)
+            .await?;
+            for (table, column) in columns {
+                schema.tables.entry(table).or_default().push(column);
+            }
+            let indexed: Vec<(String, String, i32, Option<String>, bool)> = sqlx::query_as(
+                "SELECT i.relname::text, t.relname::text, k.ord::int4, a.attname::text, x.indisunique
+                 FROM pg_index x
+                 JOIN pg_class i ON i.oid = x.indexrelid
+                 JOIN pg_class t ON t.oid = x.indrelid
+                 JOIN pg_namespace n ON n.oid = t.relnamespace
+                 CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                 LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum AND k.attnum > 0
+                 WHERE n.nspname = 'public' AND NOT x.indisprimary AND t.relname <> '_sqlx_migrations'
+                   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+                 ORDER BY i.relname, k.ord",
+            )
+            .fetch_all(pool)
+            .await?;
+            for (index, table, _, column, unique) in indexed {
+                let entry = schema
+                    .indexes
+                    .entry(index)
+                    .or_insert_with(|| (table, Vec::new(), unique));
+                entry
+                    .1
+                    .push(column.unwrap_or_else(|| "<expression>".to_owned()));
+            }
+        }
+    }
+    Ok(schema)
+}

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
+use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::tracking::{Point, StoredValue};
 
 use crate::runs::JsonObject;
@@ -511,6 +512,29 @@ pub async fn set_run_deleted(db: &Db, run_id: i64, at: Option<DateTime<Utc>>) ->
         sqlx::query("UPDATE runs SET deleted_at = $2 WHERE id = $1")
             .bind(run_id)
             .bind(at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(affected > 0)
+}
+
+/// Sets when finished run `run_id` ended, with its duration, as a client
+/// reports it after the fact (MLflow's `runs/update` with an `end_time`).
+/// Only a run in `status` (its current, finished status) is changed.
+pub async fn set_finished_at(
+    db: &Db,
+    run_id: i64,
+    status: RunStatus,
+    finished_at: DateTime<Utc>,
+    duration: Option<f64>,
+) -> DbResult<bool> {
+    let affected = with_pool!(db, |pool| {
+        sqlx::query("UPDATE runs SET finished_at = $2, duration = $3 WHERE id = $1 AND status = $4")
+            .bind(run_id)
+            .bind(finished_at)
+            .bind(duration)
+            .bind(status.as_str())
             .execute(pool)
             .await?
             .rows_affected()

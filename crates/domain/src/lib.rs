@@ -22,6 +22,7 @@
 
 pub mod columns;
 pub mod dag;
+pub mod execution;
 pub mod lifecycle;
 pub mod listing;
 pub mod logs;

@@ -224,6 +224,50 @@ pub fn transition(from: RunStatus, to: RunStatus) -> Result<(), TransitionError>
     }
 }
 
+/// Who moves a run through its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Trellis executes the run (it was submitted with a spec): the strict
+    /// table of [`transition`] holds, so a report cannot skip the steps the
+    /// scheduler and executor take.
+    Trellis,
+    /// Something outside reports the run's progress (an MLflow client, a
+    /// script using the API, an external executor): it has no queue or
+    /// executor steps to go through, so it may say its run is queued,
+    /// scheduled, starting, running or succeeded from wherever it waits.
+    External,
+}
+
+impl Driver {
+    /// The driver of a run whose compiled kind is `kind`: runs without a
+    /// spec (no kind) are never executed by Trellis.
+    pub fn of<T>(kind: Option<T>) -> Self {
+        if kind.is_some() {
+            Driver::Trellis
+        } else {
+            Driver::External
+        }
+    }
+}
+
+/// [`transition`] for a run driven by `driver`.
+pub fn transition_by(
+    driver: Driver,
+    from: RunStatus,
+    to: RunStatus,
+) -> Result<(), TransitionError> {
+    let strict = transition(from, to);
+    match (driver, strict) {
+        (Driver::External, Err(TransitionError::Illegal { .. }))
+            if from.is_pending()
+                && matches!(to, Queued | Scheduled | Starting | Running | Succeeded) =>
+        {
+            Ok(())
+        }
+        (_, result) => result,
+    }
+}
+
 /// The timing fields of a run, all derived from its transitions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
@@ -375,6 +419,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_external_reporter_may_also_start_or_finish_a_waiting_run() {
+        let mut legal = expected_legal();
+        let pending = RunStatus::ALL.into_iter().filter(|s| s.is_pending());
+        for from in pending {
+            for to in [Queued, Scheduled, Starting, Running, Succeeded] {
+                if from != to && !legal.contains(&(from, to)) {
+                    legal.push((from, to));
+                }
+            }
+        }
+        for from in RunStatus::ALL {
+            for to in RunStatus::ALL {
+                let expected = legal.contains(&(from, to));
+                assert_eq!(
+                    transition_by(Driver::External, from, to).is_ok(),
+                    expected,
+                    "external: {from} -> {to}"
+                );
+                assert_eq!(
+                    transition_by(Driver::Trellis, from, to),
+                    transition(from, to),
+                    "managed: {from} -> {to}"
+                );
+            }
+        }
+        assert!(transition_by(Driver::External, Created, Running).is_ok());
+        assert!(transition(Created, Running).is_err());
+        assert_eq!(Driver::of(Some(())), Driver::Trellis);
+        assert_eq!(Driver::of::<()>(None), Driver::External);
     }
 
     #[test]

@@ -439,6 +439,9 @@ pub enum IntervalEnd {
 fn compare(actual: &Actual<'_>, bound: &Scalar, cmp: Cmp) -> bool {
     match (actual, bound) {
         (Actual::Number(a), Scalar::Number(b)) => a.partial_cmp(b).is_some_and(|o| cmp.accepts(o)),
+        (Actual::Text(a), Scalar::Number(b)) => numeric_text(a)
+            .and_then(|a| a.partial_cmp(b))
+            .is_some_and(|o| cmp.accepts(o)),
         (Actual::Time(a), Scalar::Time { start, end }) => {
             let (which, cmp) = cmp.on_interval();
             let edge = match which {
@@ -448,6 +451,73 @@ fn compare(actual: &Actual<'_>, bound: &Scalar, cmp: Cmp) -> bool {
             cmp.accepts(a.cmp(edge))
         }
         _ => false,
+    }
+}
+
+/// The longest text that can read as a number. With the exponent's two
+/// digits at most, every number this grammar admits is a finite, normal
+/// `f64`, so both databases convert it without an out-of-range error.
+pub const NUMERIC_TEXT_MAX: usize = 40;
+
+/// The number a JSON string spells, if it is one: JSON's number grammar
+/// (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]{1,2})?`, nothing around
+/// it), at most [`NUMERIC_TEXT_MAX`] bytes. MLflow sends every param as a
+/// string (`"3"`, `"0.01"`, `"1e-05"`), so a query compares such a value as
+/// the number it spells. The SQL that indexes params (`run_fields`) applies
+/// the same grammar on both databases; the agreement property test holds
+/// them to it.
+pub fn numeric_text(text: &str) -> Option<f64> {
+    if text.len() > NUMERIC_TEXT_MAX {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    let digits = |at: &mut usize| {
+        let start = *at;
+        while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+            *at += 1;
+        }
+        *at - start
+    };
+    if bytes.first() == Some(&b'-') {
+        at += 1;
+    }
+    match bytes.get(at) {
+        Some(b'0') => at += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut at);
+        }
+        _ => return None,
+    }
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        if digits(&mut at) == 0 {
+            return None;
+        }
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        if !(1..=2).contains(&digits(&mut at)) {
+            return None;
+        }
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
+}
+
+/// A param's or output's value as a number: a JSON number, or a string
+/// that spells one ([`numeric_text`]). What `<`, `>`, ranges, numeric
+/// equality and sorting read.
+pub fn numeric_value(value: &Json) -> Option<f64> {
+    match value {
+        Json::Number(n) => n.as_f64().filter(|n| n.is_finite()),
+        Json::String(s) => numeric_text(s),
+        _ => None,
     }
 }
 
@@ -464,6 +534,7 @@ fn equals(actual: &Actual<'_>, expected: &Scalar) -> bool {
     match (actual, expected) {
         (Actual::Text(a), Scalar::Text(e)) => a == e,
         (Actual::Number(a), Scalar::Number(e)) => a == e,
+        (Actual::Text(a), Scalar::Number(e)) => numeric_text(a) == Some(*e),
         (Actual::Bool(a), Scalar::Bool(e)) => a == e,
         (Actual::Status(a), Scalar::Status(e)) => a == e,
         (Actual::Kind(a), Scalar::Kind(e)) => a == e,

@@ -611,6 +611,20 @@ impl Mlflow<'_> {
         // its executor: the client inside it ending its run (`end_run`) must
         // not mark it done before the process exits.
         let managed = row.kind.is_some();
+        // When the client says its run ended (`set_terminated(end_time=)`,
+        // an importer of old runs), that is the run's end time.
+        let end_time = input
+            .end_time
+            .filter(|_| !managed)
+            .map(|ms| {
+                chrono::DateTime::from_timestamp_millis(ms).ok_or_else(|| {
+                    ServiceError::invalid(
+                        "end_time",
+                        format!("Invalid value {ms} for parameter 'end_time': not a time in milliseconds"),
+                    )
+                })
+            })
+            .transpose()?;
         if let Some(status) = input
             .status
             .as_deref()
@@ -632,11 +646,17 @@ impl Mlflow<'_> {
                         .advance(row.uuid, RunStatus::Running, reason, None)
                         .await?;
                 }
-                let moved = self
-                    .services
-                    .runs()
-                    .advance(row.uuid, status.target(), reason, None)
-                    .await?;
+                let runs = self.services.runs();
+                let moved = match end_time.filter(|_| status.target().is_done()) {
+                    Some(at) => {
+                        runs.advance_at(row.uuid, status.target(), reason, at)
+                            .await?
+                    }
+                    None => {
+                        runs.advance(row.uuid, status.target(), reason, None)
+                            .await?
+                    }
+                };
                 if moved.is_none() {
                     return Err(ServiceError::invalid(
                         "status",
@@ -651,6 +671,17 @@ impl Mlflow<'_> {
             }
         }
         row = self.run_row(&id).await?;
+        // Already finished (before this request, or by it): keep the
+        // client's end time.
+        if let Some(at) = end_time
+            && row.status.is_done()
+            && row.timing.finished_at != Some(at)
+        {
+            let timing = row.timing.apply(row.status, at);
+            tracking::set_finished_at(&self.services.db, row.id, row.status, at, timing.duration)
+                .await?;
+            row = self.run_row(&id).await?;
+        }
         Ok(self.run_dto(row).await?.info)
     }
 

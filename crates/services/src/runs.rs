@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use trellis_api_types as api;
 use trellis_db::runs::{
     self, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, StatusChange,
 };
-use trellis_domain::lifecycle::{RunStatus, transition};
+use trellis_domain::lifecycle::{Driver, RunStatus, transition_by};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
@@ -604,6 +606,21 @@ impl Runs<'_> {
         self.advance_with(uuid, next, reason, message, None).await
     }
 
+    /// [`Runs::advance`], with the run's timing taken at `at` rather than
+    /// now: a client that reports when its run really ended (MLflow's
+    /// `set_terminated(end_time=...)`, an importer of historical runs). The
+    /// status history still records when Trellis learnt of the change.
+    pub async fn advance_at(
+        &self,
+        uuid: uuid::Uuid,
+        next: RunStatus,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> ServiceResult<Option<RunRow>> {
+        self.advance_inner(uuid, next, reason, None, None, Some(at))
+            .await
+    }
+
     /// [`Runs::advance`], writing `outbox` for the work queue in the same
     /// transaction as the change.
     pub async fn advance_with(
@@ -614,15 +631,28 @@ impl Runs<'_> {
         message: Option<&str>,
         outbox: Option<OutboxMessage<'_>>,
     ) -> ServiceResult<Option<RunRow>> {
+        self.advance_inner(uuid, next, reason, message, outbox, None)
+            .await
+    }
+
+    async fn advance_inner(
+        &self,
+        uuid: uuid::Uuid,
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        outbox: Option<OutboxMessage<'_>>,
+        at: Option<DateTime<Utc>>,
+    ) -> ServiceResult<Option<RunRow>> {
         for _ in 0..MAX_STATUS_ATTEMPTS {
             let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
                 return Ok(None);
             };
-            if transition(row.status, next).is_err() {
+            if transition_by(Driver::of(row.kind), row.status, next).is_err() {
                 return Ok(None);
             }
             if let Some(updated) = self
-                .try_change_with(&row, next, Some(reason), message, outbox)
+                .try_change_with(&row, next, Some(reason), message, outbox, at)
                 .await?
             {
                 return Ok(Some(updated));
@@ -656,6 +686,13 @@ impl Runs<'_> {
             )
             .await?
             .is_some())
+    }
+
+    /// How many times `run` was sent back to the queue after a failed
+    /// attempt (its `retrying` conditions).
+    pub async fn retries_of(&self, run: &RunRow) -> ServiceResult<u32> {
+        let count = runs::count_conditions(&self.services.db, run.id, RunStatus::Retrying).await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     /// Run `uuid` as stored, if it exists.
@@ -703,7 +740,8 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.try_change_with(row, next, reason, message, None).await
+        self.try_change_with(row, next, reason, message, None, None)
+            .await
     }
 
     async fn try_change_with(
@@ -713,14 +751,15 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
         outbox: Option<OutboxMessage<'_>>,
+        at: Option<DateTime<Utc>>,
     ) -> ServiceResult<Option<RunRow>> {
-        transition(row.status, next)?;
+        transition_by(Driver::of(row.kind), row.status, next)?;
         let now = self.services.now();
         let change = StatusChange {
             run_id: row.id,
             expected: row.status,
             next,
-            timing: row.timing.apply(next, now),
+            timing: row.timing.apply(next, at.unwrap_or(now)),
             reason,
             message,
             now,

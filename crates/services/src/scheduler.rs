@@ -30,6 +30,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use trellis_db::runs::{OutboxMessage, RunRow};
+use trellis_domain::execution::{
+    self, Ending, ExecutorKind, Finish, Outcome, Retries, RunContext, ServiceAddress,
+};
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::run::RunKind;
@@ -69,6 +72,16 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
+    /// What this executor's going away means for its runs: a worker's are
+    /// handed back to the queue, the server's fail.
+    pub fn executor_kind(&self) -> ExecutorKind {
+        if self.executor_id.starts_with("worker:") {
+            ExecutorKind::Worker(self.executor_id.clone())
+        } else {
+            ExecutorKind::Server
+        }
+    }
+
     /// `default` (with the global concurrency) and the `--queue` queues.
     pub fn configured_queues(&self) -> BTreeMap<String, QueueLimits> {
         let mut queues = BTreeMap::from([(
@@ -563,35 +576,22 @@ async fn execute_inner(
             .await?;
         return Ok(());
     }
-    let mut env = BTreeMap::from([
-        ("TRELLIS_HOST".to_owned(), config.base_url.clone()),
-        ("TRELLIS_RUN_UUID".to_owned(), uuid.to_string()),
-        ("TRELLIS_OWNER".to_owned(), run.owner.clone()),
-        ("TRELLIS_PROJECT".to_owned(), run.project.clone()),
-        (
-            "TRELLIS_ARTIFACTS_PATH".to_owned(),
-            workdir.to_string_lossy().into_owned(),
-        ),
-        (
-            "TRELLIS_RUN_OUTPUTS_PATH".to_owned(),
-            workdir.join("outputs").to_string_lossy().into_owned(),
-        ),
-        ("MLFLOW_TRACKING_URI".to_owned(), config.base_url.clone()),
-        ("MLFLOW_RUN_ID".to_owned(), uuid.simple().to_string()),
-        (
-            "MLFLOW_EXPERIMENT_ID".to_owned(),
-            run.project_id.to_string(),
-        ),
-    ]);
-    if let Some(port) = listening {
-        env.insert("PORT".to_owned(), port.to_string());
-        let ports: Vec<String> = globals.ports.iter().map(u16::to_string).collect();
-        env.insert("TRELLIS_SERVICE_PORTS".to_owned(), ports.join(","));
-        if let Some(base_url) = &globals.base_url {
-            env.insert("TRELLIS_SERVICE_BASE_URL".to_owned(), base_url.clone());
-        }
-    }
-    env.extend(container.env.clone());
+    let workdir_text = workdir.to_string_lossy();
+    let outputs_text = workdir.join("outputs").to_string_lossy().into_owned();
+    let env = execution::environment(&RunContext {
+        server_url: &config.base_url,
+        uuid,
+        owner: &run.owner,
+        project: &run.project,
+        project_id: run.project_id,
+        workdir: &workdir_text,
+        outputs: &outputs_text,
+        service: listening.map(|_| ServiceAddress {
+            ports: &globals.ports,
+            base_url: globals.base_url.as_deref(),
+        }),
+        container_env: &container.env,
+    });
     let command: Vec<String> = container
         .command
         .iter()
@@ -696,7 +696,10 @@ async fn execute_inner(
                     }
                 }
                 // Both streams closed: the process is ending.
-                None => break Ending::Exited(process.wait().await),
+                None => {
+                    let Finished { exit, last_stderr } = process.wait().await;
+                    break Ending::Exited { exit, last_stderr };
+                }
             },
             _ = flush.tick() => {
                 if !batch.is_empty() {
@@ -726,12 +729,14 @@ async fn execute_inner(
                 }
                 if timeout.is_some_and(|t| started.elapsed() > t) {
                     process.stop(config.grace).await;
-                    break Ending::TimedOut;
+                    break Ending::TimedOut {
+                        after_secs: timeout.map(|t| t.as_secs()).unwrap_or_default(),
+                    };
                 }
             }
             () = shutdown.cancelled() => {
                 process.stop(config.grace).await;
-                break Ending::Shutdown;
+                break Ending::Shutdown(config.executor_kind());
             }
         }
     };
@@ -740,83 +745,49 @@ async fn execute_inner(
         batch.push(line);
     }
     runs.append_logs_of(run, &batch).await?;
-    let (next, reason, message) = match ending {
-        Ending::Lost => return Ok(()),
-        // A worker going away hands its runs back to the queue.
-        Ending::Shutdown if config.executor_id.starts_with("worker:") => (
-            RunStatus::Retrying,
-            "WorkerShutdown",
-            Some(format!(
-                "{} shut down while the run was active; the run is queued again.",
-                config.executor_id
-            )),
-        ),
-        Ending::Exited(Finished { exit, .. }) if exit.is_success() => {
-            (RunStatus::Succeeded, "Succeeded", None)
-        }
-        Ending::Exited(Finished { exit, last_stderr }) => (
-            RunStatus::Failed,
-            "Failed",
-            Some(exit.failure_message(&last_stderr)),
-        ),
-        Ending::Stopped => (
-            RunStatus::Stopped,
-            "Stopped",
-            Some("Stopped on request".to_owned()),
-        ),
-        Ending::TimedOut => {
-            let seconds = timeout.map(|t| t.as_secs()).unwrap_or_default();
-            (
-                RunStatus::Failed,
-                "Timeout",
-                Some(format!(
-                    "Stopped after the termination timeout of {seconds}s"
-                )),
-            )
-        }
-        Ending::Shutdown => (
-            RunStatus::Failed,
-            "ServerShutdown",
-            Some("The server shut down while the run was active".to_owned()),
-        ),
-    };
-    // A failed attempt is retried while `termination.maxRetries` allows:
-    // `retrying`, then back to `queued` for the next free slot.
     let max_retries = compiled
         .as_ref()
         .ok()
         .and_then(|c| c.max_retries)
         .unwrap_or(0);
-    if next == RunStatus::Retrying {
-        runs.requeue(uuid, reason, message.as_deref().unwrap_or_default())
-            .await?;
-        return Ok(());
-    }
-    if reason == "Failed" && max_retries > 0 {
-        let uuid_text = uuid.to_string();
-        let at = crate::runs::RunRef {
-            owner: &run.owner,
-            project: &run.project,
-            uuid: &uuid_text,
-        };
-        let history = runs.statuses(at).await?.status_conditions;
-        let retried = history
-            .iter()
-            .filter(|c| c.kind == RunStatus::Retrying)
-            .count();
-        if u32::try_from(retried).unwrap_or(u32::MAX) < max_retries {
-            let attempt = retried + 1;
-            let note = format!(
-                "Attempt {attempt} of {} failed; retrying. {}",
-                max_retries + 1,
-                message.as_deref().unwrap_or_default()
-            );
-            if runs.requeue(uuid, "Retrying", &note).await? {
-                return Ok(());
+    let used = if Retries::matter(&ending, max_retries) {
+        runs.retries_of(run).await?
+    } else {
+        0
+    };
+    match execution::conclude(
+        ending,
+        Retries {
+            max: max_retries,
+            used,
+        },
+    ) {
+        Outcome::Untouched => {}
+        Outcome::Requeue {
+            reason,
+            message,
+            otherwise,
+        } => {
+            if !runs.requeue(uuid, reason.as_str(), &message).await?
+                && let Some(finish) = otherwise
+            {
+                finish_run(&runs, uuid, finish).await?;
             }
         }
+        Outcome::Finish(finish) => finish_run(&runs, uuid, finish).await?,
     }
-    runs.advance(uuid, next, reason, message.as_deref()).await?;
+    Ok(())
+}
+
+/// Writes a run's final status.
+async fn finish_run(runs: &crate::runs::Runs<'_>, uuid: Uuid, finish: Finish) -> ServiceResult<()> {
+    runs.advance(
+        uuid,
+        finish.status,
+        finish.reason.as_str(),
+        finish.message.as_deref(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -1031,14 +1002,4 @@ impl Drop for Beating {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Why the executor stopped watching a process.
-enum Ending {
-    Exited(Finished),
-    Stopped,
-    TimedOut,
-    Shutdown,
-    /// The run was taken away (queued again, deleted).
-    Lost,
 }

@@ -238,9 +238,11 @@ pub struct ServerArgs {
     /// priorities start first. `default` always exists.
     #[arg(long = "queue", env = "TRELLIS_QUEUES", value_delimiter = ',', value_parser = parse_queue_arg)]
     pub queues: Vec<(String, QueueLimits)>,
-    /// The compiled dashboard built by cargo-leptos.
-    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
-    pub site_root: PathBuf,
+    /// The compiled dashboard built by cargo-leptos. Default:
+    /// `target/site` when it exists (a build from source, run from the
+    /// clone), else `site/` beside the executable (a release archive).
+    #[arg(long, env = "LEPTOS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
     #[command(flatten)]
@@ -263,7 +265,7 @@ impl ServerArgs {
             addr: SocketAddr::new(self.host, self.port),
             data_dir: self.database.data_dir,
             database,
-            site_root: self.site_root,
+            site_root: self.site_root.unwrap_or_else(default_site_root),
             // With a work queue, scheduling and execution are the
             // `scheduler` and `worker` roles' job.
             executor: (self.executor == ExecutorKind::Local
@@ -279,6 +281,21 @@ impl ServerArgs {
             redis_prefix: self.brokers.redis_prefix(),
         })
     }
+}
+
+/// Where the dashboard's compiled files are when nothing says: the build
+/// output of a source checkout, else the `site/` a release archive ships
+/// beside the binary.
+fn default_site_root() -> PathBuf {
+    let built = PathBuf::from("target/site");
+    if built.is_dir() {
+        return built;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("site")))
+        .filter(|site| site.is_dir())
+        .unwrap_or(built)
 }
 
 #[cfg(test)]

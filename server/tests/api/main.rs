@@ -127,6 +127,7 @@ test_on_both_databases!(
     run_logs_are_served_by_cursor,
     bad_run_input_and_unknown_ids_get_a_clear_4xx,
     statuses_follow_the_lifecycle_and_keep_their_history,
+    an_external_run_reports_its_own_progress,
     stop_ends_pending_runs_and_refuses_done_ones,
     concurrent_status_posts_never_lose_a_condition,
     run_changes_and_deletion,
@@ -588,6 +589,63 @@ async fn bad_run_input_and_unknown_ids_get_a_clear_4xx(db: Db) {
     let uuid = run["uuid"].as_str().unwrap();
     let elsewhere = app.get(&format!("/api/v1/default/other/runs/{uuid}")).await;
     assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+}
+
+/// A run created without a spec is not executed by Trellis: whatever runs
+/// it reports its progress, so it may go straight from `created` to
+/// `running` (and finish). A run Trellis executes keeps the strict table.
+async fn an_external_run_reports_its_own_progress(db: Db) {
+    let app = App::new(db);
+    app.project("p").await;
+    let run = app.run("p", json!({ "name": "outside" })).await;
+    let uuid = run["uuid"].as_str().unwrap();
+    let running = app.set_status("p", uuid, "running").await;
+    assert_eq!(running.status, StatusCode::OK, "{}", running.text);
+    assert_eq!(running.body["status"], "running");
+    let done = app.set_status("p", uuid, "succeeded").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let read = app
+        .get(&format!("/api/v1/default/p/runs/{uuid}"))
+        .await
+        .body;
+    assert!(
+        read["started_at"].is_string() && read["finished_at"].is_string(),
+        "{read}"
+    );
+    // Still a lifecycle: nothing leaves a done status but a resume.
+    assert_error(
+        &app.set_status("p", uuid, "running").await,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+        "final",
+    );
+    // One that only reports its end.
+    let quick = app.run("p", json!({ "name": "quick" })).await;
+    let quick = quick["uuid"].as_str().unwrap();
+    assert_eq!(
+        app.set_status("p", quick, "succeeded").await.status,
+        StatusCode::OK
+    );
+
+    let managed = app
+        .run(
+            "p",
+            json!({ "name": "managed", "content": "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: alpine\n" }),
+        )
+        .await;
+    let managed = managed["uuid"].as_str().unwrap();
+    let status = app
+        .get(&format!("/api/v1/default/p/runs/{managed}"))
+        .await
+        .body["status"]
+        .clone();
+    assert_ne!(status, "running");
+    assert_error(
+        &app.set_status("p", managed, "running").await,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+        "cannot go from",
+    );
 }
 
 async fn statuses_follow_the_lifecycle_and_keep_their_history(db: Db) {

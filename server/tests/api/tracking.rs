@@ -352,7 +352,153 @@ async fn artifacts_stream_in_and_out_and_stay_inside_the_run(db: Db) {
     assert!(!run_dir.exists(), "the run's artifacts outlived it");
 }
 
+/// What the official client sends for `mlflow.log_param("layers", 3)` and
+/// `set_terminated(run_id, end_time=...)`: params as strings, the end time
+/// the client chose. Params read as numbers in queries and sorts; the end
+/// time is kept.
+async fn mlflow_params_query_as_numbers_and_end_times_are_kept(db: Db) {
+    let app = super::App::new(db);
+    let experiment = app
+        .post(
+            "/api/2.0/mlflow/experiments/create",
+            json!({ "name": "mlq" }),
+        )
+        .await;
+    assert_eq!(experiment.status, StatusCode::OK, "{}", experiment.text);
+    let experiment_id = experiment.body["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start = 1_700_000_000_000_i64;
+    let mut ids = Vec::new();
+    for (name, layers, lr) in [
+        ("a", "3", "0.01"),
+        ("b", "10", "0.1"),
+        ("c", "9", "1e-05"),
+        ("d", "deep", "n/a"),
+    ] {
+        let created = app
+            .post(
+                "/api/2.0/mlflow/runs/create",
+                json!({ "experiment_id": experiment_id, "run_name": name, "start_time": start }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+        let id = created.body["run"]["info"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (key, value) in [("layers", layers), ("lr", lr)] {
+            let logged = app
+                .post(
+                    "/api/2.0/mlflow/runs/log-parameter",
+                    json!({ "run_id": id, "key": key, "value": value }),
+                )
+                .await;
+            assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+        }
+        ids.push((name, id));
+    }
+    let names = |reply: &super::Reply| -> Vec<String> {
+        reply.body["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", reply.text))
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let query = |q: &str| {
+        format!(
+            "/api/v1/default/mlq/runs?query={}&sort=name",
+            q.replace(':', "%3A")
+                .replace('>', "%3E")
+                .replace('<', "%3C")
+                .replace(' ', "%20")
+        )
+    };
+    assert_eq!(names(&app.get(&query("params.layers:3")).await), ["a"]);
+    assert_eq!(names(&app.get(&query("params.layers:>9")).await), ["b"]);
+    assert_eq!(
+        names(&app.get(&query("params.lr:>0.001")).await),
+        ["a", "b"]
+    );
+    assert_eq!(names(&app.get(&query("params.lr:<0.001")).await), ["c"]);
+    assert_eq!(names(&app.get(&query("params.layers:deep")).await), ["d"]);
+    // Numeric order, not text order ("10" < "9"); text last.
+    assert_eq!(
+        names(
+            &app.get("/api/v1/default/mlq/runs?sort=-params.layers")
+                .await
+        ),
+        ["b", "c", "a", "d"]
+    );
+    assert_eq!(
+        names(&app.get("/api/v1/default/mlq/runs?sort=params.layers").await),
+        ["a", "c", "b", "d"]
+    );
+
+    // `set_terminated(run_id, end_time=...)`: the client's end time.
+    let (_, first) = &ids[0];
+    let end = start + 90_500;
+    let updated = app
+        .post(
+            "/api/2.0/mlflow/runs/update",
+            json!({ "run_id": first, "status": "FINISHED", "end_time": end }),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    // int64 travels as a number or a string (protobuf's JSON mapping).
+    let int = |value: &Value| {
+        value
+            .as_i64()
+            .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+    };
+    assert_eq!(
+        int(&updated.body["run_info"]["end_time"]),
+        Some(end),
+        "{}",
+        updated.text
+    );
+    let read = app
+        .get(&format!("/api/2.0/mlflow/runs/get?run_id={first}"))
+        .await;
+    let end_of = |reply: &super::Reply| -> i64 {
+        int(&reply.body["run"]["info"]["end_time"]).unwrap_or_else(|| panic!("{}", reply.text))
+    };
+    assert_eq!(end_of(&read), end);
+    assert_eq!(read.body["run"]["info"]["status"], "FINISHED");
+    let native = app.get(&format!("/api/v1/default/mlq/runs/{first}")).await;
+    assert_eq!(
+        native.body["duration"].as_f64(),
+        Some(90.5),
+        "{}",
+        native.text
+    );
+    // A later update of a finished run's end time (an importer) is kept too.
+    let later = end + 1_000;
+    let updated = app
+        .post(
+            "/api/2.0/mlflow/runs/update",
+            json!({ "run_id": first, "end_time": later }),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    let read = app
+        .get(&format!("/api/2.0/mlflow/runs/get?run_id={first}"))
+        .await;
+    assert_eq!(end_of(&read), later);
+    let bad = app
+        .post(
+            "/api/2.0/mlflow/runs/update",
+            json!({ "run_id": first, "end_time": i64::MAX }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    assert!(bad.text.contains("end_time"), "{}", bad.text);
+}
+
 test_on_both_databases!(
+    mlflow_params_query_as_numbers_and_end_times_are_kept,
     metrics_are_batched_summarised_downsampled_and_compared,
     bad_tracking_input_is_refused_and_writes_nothing,
     artifacts_stream_in_and_out_and_stay_inside_the_run,

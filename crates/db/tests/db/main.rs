@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use trellis_db::projects::{self, NewProject, ProjectChanges};
 use trellis_db::runs::{self, NewRun, RunChanges, StatusChange};
+use trellis_db::testing::TestDb;
 use trellis_db::{Db, DbError, test_on_both_databases};
 use trellis_domain::lifecycle::{RunStatus, Timing};
 use trellis_domain::listing::RunSort;
@@ -775,3 +776,43 @@ async fn run_changes_keep_the_status(db: Db) {
 }
 
 mod pql;
+
+/// Both migration trees build the same database: the same tables with the
+/// same columns, and the same indexes over the same columns. A migration
+/// added to one tree and forgotten in the other fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_and_postgres_migrations_build_the_same_schema() {
+    let (sqlite, postgres) = (TestDb::sqlite().await, TestDb::postgres().await);
+    let sqlite_schema = trellis_db::testing::schema(&sqlite.db).await.unwrap();
+    let postgres_schema = trellis_db::testing::schema(&postgres.db).await.unwrap();
+    assert!(
+        sqlite_schema.tables.contains_key("runs"),
+        "{sqlite_schema:?}"
+    );
+    assert!(
+        sqlite_schema.indexes.contains_key("run_fields_num_idx"),
+        "{sqlite_schema:?}"
+    );
+    for (table, columns) in &sqlite_schema.tables {
+        assert_eq!(
+            Some(columns),
+            postgres_schema.tables.get(table),
+            "table `{table}`"
+        );
+    }
+    assert_eq!(
+        sqlite_schema.tables.keys().collect::<Vec<_>>(),
+        postgres_schema.tables.keys().collect::<Vec<_>>()
+    );
+    for (index, shape) in &sqlite_schema.indexes {
+        assert_eq!(
+            Some(shape),
+            postgres_schema.indexes.get(index),
+            "index `{index}`"
+        );
+    }
+    assert_eq!(
+        sqlite_schema.indexes.keys().collect::<Vec<_>>(),
+        postgres_schema.indexes.keys().collect::<Vec<_>>()
+    );
+}

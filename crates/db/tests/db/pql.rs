@@ -13,7 +13,7 @@ use trellis_db::runs::{self, JsonObject, NewRun, StatusChange};
 use trellis_db::testing::TestDb;
 use trellis_domain::lifecycle::{RunStatus, Timing};
 use trellis_domain::listing::RunSort;
-use trellis_domain::pql::{Query, RunFacts};
+use trellis_domain::pql::{Query, RunFacts, numeric_value};
 use trellis_domain::run::RunKind;
 use uuid::Uuid;
 
@@ -50,6 +50,20 @@ fn json_value() -> impl Strategy<Value = Option<Value>> {
         Just(Some(json!(false))),
         Just(Some(Value::Null)),
         Just(Some(json!([1, 2]))),
+        // Params as MLflow logs them: strings, some of which spell numbers
+        // (and some that only look close: neither database nor the domain
+        // may read them as numbers).
+        Just(Some(json!("1"))),
+        Just(Some(json!("0.5"))),
+        Just(Some(json!("10"))),
+        Just(Some(json!("-3"))),
+        Just(Some(json!("2.50"))),
+        Just(Some(json!("1e-05"))),
+        Just(Some(json!("-.5"))),
+        Just(Some(json!("01"))),
+        Just(Some(json!("1e400"))),
+        Just(Some(json!("0x10"))),
+        Just(Some(json!(" 1"))),
     ]
 }
 
@@ -142,6 +156,9 @@ const DYNAMIC: &[&str] = &[
     "0.25 .. 1",
     "1",
     "0.5|2.5",
+    "10",
+    ">2",
+    "<10",
     "adam",
     "adam|sgd",
     "%adam%",
@@ -407,6 +424,39 @@ fn sql_and_memory_agree(
                 text,
                 sign,
                 key
+            );
+            // Sorted by a param: numbers and strings that spell numbers
+            // in numeric order ("10" after "9"), the others last.
+            let descending = text.len() % 2 == 0;
+            let sign = if descending { "-" } else { "" };
+            let sort = RunSort::parse(Some(&format!("{sign}params.lr"))).unwrap();
+            let mut ordered: Vec<(usize, Option<f64>)> = facts
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| query.matches(f))
+                .map(|(i, f)| (i, f.inputs.get("lr").and_then(numeric_value)))
+                .collect();
+            ordered.sort_by(|(i, a), (j, b)| {
+                let by_value = match (a, b) {
+                    (Some(a), Some(b)) => a.total_cmp(b),
+                    (Some(_), None) => return std::cmp::Ordering::Less,
+                    (None, Some(_)) => return std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                let order = by_value.then(i.cmp(j));
+                if descending { order.reverse() } else { order }
+            });
+            let expected_sorted: Vec<Uuid> = ordered.iter().map(|(i, _)| facts[*i].uuid).collect();
+            let (rows, _) = runtime
+                .block_on(runs::list(&db, project_id, Some(&query), &sort, 1000, 0))
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let actual: Vec<Uuid> = rows.iter().map(|r| r.uuid).collect();
+            prop_assert_eq!(
+                &actual,
+                &expected_sorted,
+                "query `{}` sorted by {}params.lr",
+                text,
+                sign
             );
             if !expected.is_empty() && expected.len() < facts.len() {
                 matched_some.set(matched_some.get() + 1);

@@ -187,3 +187,66 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn text_reads_as_a_number_only_in_json_number_grammar() {
+    let table: &[(&str, Option<f64>)] = &[
+        ("3", Some(3.0)),
+        ("-3", Some(-3.0)),
+        ("0", Some(0.0)),
+        ("0.01", Some(0.01)),
+        ("2.50", Some(2.5)),
+        ("1e-05", Some(1e-5)),
+        ("1E+10", Some(1e10)),
+        ("1.2345678901234567e-05", Some(1.234_567_890_123_456_7e-5)),
+        ("", None),
+        ("-", None),
+        ("01", None),
+        ("+1", None),
+        (".5", None),
+        ("-.5", None),
+        ("1.", None),
+        (" 1", None),
+        ("1 ", None),
+        ("1e", None),
+        ("1e400", None),
+        ("1e-123", None),
+        ("0x10", None),
+        ("Infinity", None),
+        ("NaN", None),
+        ("1_000", None),
+        ("١", None),
+        (
+            "1234567890123456789012345678901234567890",
+            Some(1.234_567_890_123_456_8e39),
+        ),
+        ("12345678901234567890123456789012345678901", None),
+    ];
+    for (text, expected) in table {
+        assert_eq!(numeric_text(text), *expected, "`{text}`");
+    }
+}
+
+#[test]
+fn params_logged_as_strings_compare_as_the_numbers_they_spell() {
+    // What MLflow stores after `log_param("layers", 3)`, `log_param("lr", 0.01)`.
+    let mut facts = run();
+    facts.inputs = json!({ "layers": "3", "lr": "0.01", "name": "resnet", "big": "10" })
+        .as_object()
+        .unwrap()
+        .clone();
+    let holds = |q: &str| Query::parse(q).unwrap().unwrap().matches(&facts);
+    assert!(holds("params.layers:3"));
+    assert!(holds("params.layers:3.0"));
+    assert!(holds("params.layers:2|3"));
+    assert!(!holds("params.layers:4"));
+    assert!(holds("params.lr:>0.001"));
+    assert!(!holds("params.lr:>0.01"));
+    assert!(holds("params.lr:0.001 .. 0.1"));
+    // Numeric, not text order: "10" > "9".
+    assert!(holds("params.big:>9"));
+    // Text still matches as text.
+    assert!(holds("params.name:resnet"));
+    assert!(holds("params.layers:%3%"));
+    assert!(!holds("params.name:>1"));
+}

@@ -909,6 +909,11 @@ fn compile_operation(
         .iter()
         .flat_map(|m| m.params.iter().map(String::as_str))
         .collect();
+    if let Some(resource) = op.matrix.as_ref().and_then(|m| m.resource.as_ref())
+        && let Some(io) = ios.iter().find(|io| io.name == resource.name)
+    {
+        check_resource_type(resource, io, &join(at, "matrix.resource.type"))?;
+    }
 
     let mut inputs = Map::new();
     let mut refs = BTreeMap::new();
@@ -1295,6 +1300,21 @@ fn check_matrix(matrix: &RawMatrix, at: &str, inputs: &[&str]) -> Result<MatrixS
                     &["int", "float"],
                 )?;
             }
+            // The sweep gives every trial its budget as this param, so it
+            // must be an input, and one the user does not have to give.
+            if !inputs.contains(&resource.name.as_str()) {
+                return Err(SpecError::at(
+                    join(at, "resource.name"),
+                    format!(
+                        "the resource `{}` is passed to every trial as a param, so it must be an input of the component",
+                        resource.name
+                    ),
+                )
+                .suggest(closest(&resource.name, inputs)));
+            }
+            if !params.contains(&resource.name) {
+                params.push(resource.name.clone());
+            }
             if matrix.eta.is_some_and(|eta| eta <= 1.0) {
                 return Err(SpecError::at(
                     join(at, "eta"),
@@ -1344,6 +1364,29 @@ fn check_matrix(matrix: &RawMatrix, at: &str, inputs: &[&str]) -> Result<MatrixS
         kind: kind.to_owned(),
         params,
     })
+}
+
+/// Hyperband's resource fills an input: their types must agree (a float
+/// budget such as 0.33 epochs in an `int` input would be refused per trial).
+fn check_resource_type(resource: &RawResource, io: &RawIo, at: &str) -> Result<(), SpecError> {
+    let wanted = match resource.kind.as_deref() {
+        Some("float") => IoType::Float,
+        _ => IoType::Int,
+    };
+    let declared = io_type(io, "inputs")?;
+    if declared == IoType::Any || declared == wanted {
+        return Ok(());
+    }
+    Err(SpecError::at(
+        at.to_owned(),
+        format!(
+            "the resource `{}` is of type `{}` but the input `{}` is declared `{}`; make them the same",
+            resource.name,
+            resource.kind.as_deref().unwrap_or("int"),
+            io.name,
+            io.kind.as_deref().unwrap_or("any"),
+        ),
+    ))
 }
 
 fn check_generator(generator: &RawGenerator, at: &str, matrix: &str) -> Result<(), SpecError> {
