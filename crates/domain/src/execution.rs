@@ -264,9 +264,11 @@ mod tests {
         (Some(status), reason)
     }
 
-    /// The decision as (status it ends in, or `None` when requeued /
-    /// untouched; reason).
-    fn shape(outcome: &Outcome) -> Option<(Option<RunStatus>, Reason)> {
+    /// The decision as (status it ends in, or `None` when requeued;
+    /// reason), `None` when the run is left untouched.
+    type Shape = Option<(Option<RunStatus>, Reason)>;
+
+    fn shape(outcome: &Outcome) -> Shape {
         match outcome {
             Outcome::Untouched => None,
             Outcome::Requeue { reason, .. } => Some((None, *reason)),
@@ -277,7 +279,7 @@ mod tests {
     #[test]
     fn endings_conclude_by_table() {
         let worker = || Ending::Shutdown(ExecutorKind::Worker("worker:a".to_owned()));
-        let table: Vec<(Ending, Retries, Option<(Option<RunStatus>, Reason)>)> = vec![
+        let table: Vec<(Ending, Retries, Shape)> = vec![
             (
                 exited(0),
                 retries(0, 0),

@@ -682,10 +682,16 @@ async fn execute_inner(
             .await?;
     }
     let mut probe = tokio::time::interval(Duration::from_millis(100));
-    let started = tokio::time::Instant::now();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut batch: Vec<LogLine> = Vec::new();
     let mut flush = tokio::time::interval(Duration::from_millis(250));
-    let mut check = tokio::time::interval(Duration::from_millis(500));
+    // A stop (or the run being taken away) reaches the executor as a status
+    // event; reading the status is only the fallback, for a worker whose
+    // events do not reach it (no Redis) or a missed event. The first read
+    // is at once, covering changes from before the subscription.
+    let mut events = services.events().subscribe();
+    let mut events_open = true;
+    let mut check = tokio::time::interval(STATUS_FALLBACK_PERIOD);
     let ending = loop {
         tokio::select! {
             line = received.recv() => match line {
@@ -715,24 +721,37 @@ async fn execute_inner(
                     runs.advance(uuid, RunStatus::Running, "Running", Some(&message)).await?;
                 }
             }
+            event = events.recv(), if events_open => {
+                let status = match event {
+                    Ok(Event::Status { run: id, status, .. }) if id == uuid => Some(status),
+                    Ok(_) => None,
+                    // Some events were dropped: read the status now.
+                    Err(RecvError::Lagged(_)) => {
+                        check.reset_immediately();
+                        None
+                    }
+                    Err(RecvError::Closed) => {
+                        events_open = false;
+                        None
+                    }
+                };
+                if let Some(ending) = status.and_then(|s| taken_from_executor(Some(s))) {
+                    process.stop(config.grace).await;
+                    break ending;
+                }
+            }
             _ = check.tick() => {
                 let status = runs.status_of(uuid).await?;
-                if status == Some(RunStatus::Stopping) {
+                if let Some(ending) = taken_from_executor(status) {
                     process.stop(config.grace).await;
-                    break Ending::Stopped;
+                    break ending;
                 }
-                // Queued again (its heartbeats were late) or deleted: the
-                // run is no longer this executor's.
-                if !status.is_some_and(RunStatus::is_active) {
-                    process.stop(config.grace).await;
-                    break Ending::Lost;
-                }
-                if timeout.is_some_and(|t| started.elapsed() > t) {
-                    process.stop(config.grace).await;
-                    break Ending::TimedOut {
-                        after_secs: timeout.map(|t| t.as_secs()).unwrap_or_default(),
-                    };
-                }
+            }
+            () = until(deadline) => {
+                process.stop(config.grace).await;
+                break Ending::TimedOut {
+                    after_secs: timeout.map(|t| t.as_secs()).unwrap_or_default(),
+                };
             }
             () = shutdown.cancelled() => {
                 process.stop(config.grace).await;
@@ -777,6 +796,30 @@ async fn execute_inner(
         Outcome::Finish(finish) => finish_run(&runs, uuid, finish).await?,
     }
     Ok(())
+}
+
+/// How often an executing run's status is read when no event said it
+/// changed (the fallback; stops arrive as events).
+const STATUS_FALLBACK_PERIOD: Duration = Duration::from_secs(2);
+
+/// Whether the run's `status` (as stored; `None`: deleted) ends this
+/// executor's attempt: `stopping` is a stop request; a status that is not
+/// active means the run was queued again (its heartbeats were late) or
+/// finished by someone else, so it is no longer this executor's.
+fn taken_from_executor(status: Option<RunStatus>) -> Option<Ending> {
+    match status {
+        Some(RunStatus::Stopping) => Some(Ending::Stopped),
+        Some(status) if status.is_active() => None,
+        _ => Some(Ending::Lost),
+    }
+}
+
+/// Resolves at `deadline`, or never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Writes a run's final status.
