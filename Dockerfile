@@ -8,10 +8,14 @@
 # and wasm-bindgen-cli from crates.io source, Tailwind and wasm-opt from npm),
 # so the image holds exactly what the release archive holds.
 
+FROM node:20-bookworm AS node
+
 FROM rust:1.95-bookworm AS build
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm \
- && rm -rf /var/lib/apt/lists/*
+# Node.js 20 (Tailwind CSS 4 needs it; Debian bookworm ships 18).
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules /usr/local/lib/node_modules
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
 WORKDIR /src
 COPY . .
 ENV CARGO_TARGET_DIR=/src/target
