@@ -33,6 +33,14 @@ impl App {
         }
     }
 
+    /// An app over `services` (a test's own clock, say).
+    fn with_services(services: Services) -> Self {
+        let options = LeptosOptions::builder().output_name("trellis").build();
+        Self {
+            router: router(services, options),
+        }
+    }
+
     /// An app that also keeps artifacts, under `dir`.
     fn with_artifacts(db: Db, dir: &std::path::Path) -> Self {
         let options = LeptosOptions::builder().output_name("trellis").build();
@@ -1114,5 +1122,6 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 mod distributed;
 mod execution;
 mod pipelines;
+mod scheduler;
 mod streams;
 mod tracking;
