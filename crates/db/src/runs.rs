@@ -700,6 +700,10 @@ pub struct StatusChange<'a> {
     pub now: DateTime<Utc>,
     /// A message for the work queue, written in the same transaction.
     pub outbox: Option<OutboxMessage<'a>>,
+    /// Statuses the run passes through on its way to `next` in this same
+    /// change (`compiled` on the way to `queued`), each with its reason:
+    /// their conditions are written before `next`'s, in one transaction.
+    pub passing: &'a [(RunStatus, &'a str)],
 }
 
 /// A message to publish once the change that produced it is committed.
@@ -735,6 +739,18 @@ pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
         .await?
         .rows_affected();
         if affected == 1 {
+            for (status, reason) in change.passing {
+                sqlx::query(
+                    "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
+                     VALUES ($1, $2, $3, NULL, $4)",
+                )
+                .bind(change.run_id)
+                .bind(status.as_str())
+                .bind(*reason)
+                .bind(change.now)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
                  VALUES ($1, $2, $3, $4, $5)",

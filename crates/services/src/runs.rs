@@ -617,7 +617,23 @@ impl Runs<'_> {
         reason: &str,
         at: DateTime<Utc>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.advance_inner(uuid, next, reason, None, None, Some(at))
+        self.advance_inner(uuid, &[], next, reason, None, None, Some(at))
+            .await
+    }
+
+    /// [`Runs::advance`] through the statuses `via` (each with its reason)
+    /// to `next`, in one transaction: what the scheduler does for a
+    /// submitted job (`compiled`, then `queued`), without a transaction and
+    /// a read per step. Only `next` is announced as an event.
+    pub async fn advance_via(
+        &self,
+        uuid: uuid::Uuid,
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+    ) -> ServiceResult<Option<RunRow>> {
+        self.advance_inner(uuid, via, next, reason, message, None, None)
             .await
     }
 
@@ -631,13 +647,18 @@ impl Runs<'_> {
         message: Option<&str>,
         outbox: Option<OutboxMessage<'_>>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.advance_inner(uuid, next, reason, message, outbox, None)
+        self.advance_inner(uuid, &[], next, reason, message, outbox, None)
             .await
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the private seam of the advance_* variants"
+    )]
     async fn advance_inner(
         &self,
         uuid: uuid::Uuid,
+        via: &[(RunStatus, &str)],
         next: RunStatus,
         reason: &str,
         message: Option<&str>,
@@ -648,11 +669,19 @@ impl Runs<'_> {
             let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
                 return Ok(None);
             };
-            if transition_by(Driver::of(row.kind), row.status, next).is_err() {
+            let driver = Driver::of(row.kind);
+            let path = std::iter::once(row.status)
+                .chain(via.iter().map(|(status, _)| *status))
+                .chain(std::iter::once(next))
+                .collect::<Vec<_>>();
+            if path
+                .windows(2)
+                .any(|step| transition_by(driver, step[0], step[1]).is_err())
+            {
                 return Ok(None);
             }
             if let Some(updated) = self
-                .try_change_with(&row, next, Some(reason), message, outbox, at)
+                .try_change_with(&row, via, next, Some(reason), message, outbox, at)
                 .await?
             {
                 return Ok(Some(updated));
@@ -740,30 +769,45 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.try_change_with(row, next, reason, message, None, None)
+        self.try_change_with(row, &[], next, reason, message, None, None)
             .await
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the private seam of the advance_* variants"
+    )]
     async fn try_change_with(
         &self,
         row: &RunRow,
+        via: &[(RunStatus, &str)],
         next: RunStatus,
         reason: Option<&str>,
         message: Option<&str>,
         outbox: Option<OutboxMessage<'_>>,
         at: Option<DateTime<Utc>>,
     ) -> ServiceResult<Option<RunRow>> {
-        transition_by(Driver::of(row.kind), row.status, next)?;
+        let driver = Driver::of(row.kind);
         let now = self.services.now();
+        let mut from = row.status;
+        let mut timing = row.timing;
+        for (status, _) in via {
+            transition_by(driver, from, *status)?;
+            timing = timing.apply(*status, at.unwrap_or(now));
+            from = *status;
+        }
+        transition_by(driver, from, next)?;
+        let timing = timing.apply(next, at.unwrap_or(now));
         let change = StatusChange {
             run_id: row.id,
             expected: row.status,
             next,
-            timing: row.timing.apply(next, at.unwrap_or(now)),
+            timing,
             reason,
             message,
             now,
             outbox,
+            passing: via,
         };
         if !runs::set_status(&self.services.db, &change).await? {
             return Ok(None);
@@ -777,7 +821,14 @@ impl Runs<'_> {
                 status: next,
             })
             .await;
-        Ok(runs::find(&self.services.db, row.project_id, row.uuid).await?)
+        // The guarded update changed exactly these columns of the row read:
+        // no second read per transition.
+        Ok(Some(RunRow {
+            status: next,
+            timing,
+            updated_at: now,
+            ..row.clone()
+        }))
     }
 }
 

@@ -231,20 +231,18 @@ impl Scheduler {
             if is_controller(&run) && !run.content.trim().is_empty() {
                 // A pipeline takes no slot: it starts at once and creates
                 // runs that queue like any other.
-                for (status, reason) in [
-                    (RunStatus::Compiled, "Compiled"),
-                    (RunStatus::Queued, "Queued"),
-                    (RunStatus::Scheduled, "Scheduled"),
-                    (RunStatus::Running, "Running"),
-                ] {
-                    if runs
-                        .advance(run.uuid, status, reason, None)
-                        .await?
-                        .is_none()
-                    {
-                        break;
-                    }
-                }
+                runs.advance_via(
+                    run.uuid,
+                    &[
+                        (RunStatus::Compiled, "Compiled"),
+                        (RunStatus::Queued, "Queued"),
+                        (RunStatus::Scheduled, "Scheduled"),
+                    ],
+                    RunStatus::Running,
+                    "Running",
+                    None,
+                )
+                .await?;
                 continue;
             }
             if !matches!(run.kind, Some(RunKind::Job | RunKind::Service))
@@ -252,20 +250,18 @@ impl Scheduler {
             {
                 continue;
             }
-            // The spec was compiled at submission; record it and queue.
+            // The spec was compiled at submission; record it and queue,
+            // in one transaction.
             if runs
-                .advance(run.uuid, RunStatus::Compiled, "Compiled", None)
+                .advance_via(
+                    run.uuid,
+                    &[(RunStatus::Compiled, "Compiled")],
+                    RunStatus::Queued,
+                    "Queued",
+                    Some("Waiting for a free slot"),
+                )
                 .await?
                 .is_some()
-                && runs
-                    .advance(
-                        run.uuid,
-                        RunStatus::Queued,
-                        "Queued",
-                        Some("Waiting for a free slot"),
-                    )
-                    .await?
-                    .is_some()
             {
                 outcome.queued.push(run.uuid);
             }

@@ -319,6 +319,7 @@ async fn a_status_change_writes_its_outbox_message_in_the_same_transaction(db: D
             topic: "run.start",
             payload,
         }),
+        passing: &[],
     };
     // A change that loses its guard writes no message either.
     assert!(
@@ -403,6 +404,7 @@ async fn heartbeats_touch_only_active_runs(db: Db) {
         message: None,
         now: t(7),
         outbox: None,
+        passing: &[],
     };
     assert!(runs::set_status(&db, &done).await.unwrap());
     assert!(
@@ -627,6 +629,7 @@ async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
                 message: None,
                 now: t(start),
                 outbox: None,
+                passing: &[],
             },
         )
         .await
@@ -671,6 +674,7 @@ async fn a_guarded_status_change_applies_only_from_the_expected_status(db: Db) {
         message: Some("why"),
         now: t(1),
         outbox: None,
+        passing: &[],
     };
     assert!(
         !runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled))
@@ -721,6 +725,7 @@ async fn concurrent_changes_from_one_status_let_exactly_one_win(db: Db) {
                     message: None,
                     now: t(1),
                     outbox: None,
+                    passing: &[],
                 },
             )
             .await
