@@ -212,15 +212,11 @@ pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
             )
             .fetch_all(pool)
             .await?;
-            for (index, table, _, column, unique) in indexed {
-                let entry = schema
-                    .indexes
-                    .entry(index)
-                    .or_insert_with(|| (table, Vec::new(), unique));
-                entry
-                    .1
-                    .push(column.unwrap_or_else(|| "<expression>".to_owned()));
-            }
+            schema.add_index_columns(
+                indexed
+                    .into_iter()
+                    .map(|(index, table, _, column, unique)| (index, table, column, unique)),
+            );
         }
         Db::Postgres(pool) => {
             let columns: Vec<(String, String)> = sqlx::query_as(
@@ -247,16 +243,31 @@ pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
             )
             .fetch_all(pool)
             .await?;
-            for (index, table, _, column, unique) in indexed {
-                let entry = schema
-                    .indexes
-                    .entry(index)
-                    .or_insert_with(|| (table, Vec::new(), unique));
-                entry
-                    .1
-                    .push(column.unwrap_or_else(|| "<expression>".to_owned()));
-            }
+            schema.add_index_columns(
+                indexed
+                    .into_iter()
+                    .map(|(index, table, _, column, unique)| (index, table, column, unique)),
+            );
         }
     }
     Ok(schema)
+}
+
+impl Schema {
+    /// Adds index columns read in order as (index, table, column, unique);
+    /// a column of `None` is an expression.
+    fn add_index_columns(
+        &mut self,
+        rows: impl Iterator<Item = (String, String, Option<String>, bool)>,
+    ) {
+        for (index, table, column, unique) in rows {
+            let entry = self
+                .indexes
+                .entry(index)
+                .or_insert_with(|| (table, Vec::new(), unique));
+            entry
+                .1
+                .push(column.unwrap_or_else(|| "<expression>".to_owned()));
+        }
+    }
 }

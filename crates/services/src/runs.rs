@@ -8,7 +8,7 @@ use trellis_api_types as api;
 use trellis_db::runs::{
     self, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, StatusChange,
 };
-use trellis_domain::lifecycle::{Driver, RunStatus, transition_by};
+use trellis_domain::lifecycle::{Driver, RunStatus, TransitionError, transition_by};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
@@ -617,8 +617,11 @@ impl Runs<'_> {
         reason: &str,
         at: DateTime<Utc>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.advance_inner(uuid, &[], next, reason, None, None, Some(at))
-            .await
+        let change = Change {
+            at: Some(at),
+            ..Change::to(next, Some(reason), None)
+        };
+        self.advance_inner(uuid, change).await
     }
 
     /// [`Runs::advance`] through the statuses `via` (each with its reason)
@@ -633,8 +636,11 @@ impl Runs<'_> {
         reason: &str,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.advance_inner(uuid, via, next, reason, message, None, None)
-            .await
+        let change = Change {
+            via,
+            ..Change::to(next, Some(reason), message)
+        };
+        self.advance_inner(uuid, change).await
     }
 
     /// [`Runs::advance`], writing `outbox` for the work queue in the same
@@ -647,43 +653,32 @@ impl Runs<'_> {
         message: Option<&str>,
         outbox: Option<OutboxMessage<'_>>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.advance_inner(uuid, &[], next, reason, message, outbox, None)
-            .await
+        let change = Change {
+            outbox,
+            ..Change::to(next, Some(reason), message)
+        };
+        self.advance_inner(uuid, change).await
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the private seam of the advance_* variants"
-    )]
     async fn advance_inner(
         &self,
         uuid: uuid::Uuid,
-        via: &[(RunStatus, &str)],
-        next: RunStatus,
-        reason: &str,
-        message: Option<&str>,
-        outbox: Option<OutboxMessage<'_>>,
-        at: Option<DateTime<Utc>>,
+        change: Change<'_>,
     ) -> ServiceResult<Option<RunRow>> {
         for _ in 0..MAX_STATUS_ATTEMPTS {
             let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
                 return Ok(None);
             };
-            let driver = Driver::of(row.kind);
-            let path = std::iter::once(row.status)
-                .chain(via.iter().map(|(status, _)| *status))
-                .chain(std::iter::once(next))
-                .collect::<Vec<_>>();
-            if path
-                .windows(2)
-                .any(|step| transition_by(driver, step[0], step[1]).is_err())
-            {
+            let allowed = change.apply(
+                Driver::of(row.kind),
+                row.status,
+                row.timing,
+                self.services.now(),
+            );
+            if allowed.is_err() {
                 return Ok(None);
             }
-            if let Some(updated) = self
-                .try_change_with(&row, via, next, Some(reason), message, outbox, at)
-                .await?
-            {
+            if let Some(updated) = self.try_change_with(&row, change).await? {
                 return Ok(Some(updated));
             }
         }
@@ -769,47 +764,30 @@ impl Runs<'_> {
         reason: Option<&str>,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        self.try_change_with(row, &[], next, reason, message, None, None)
+        self.try_change_with(row, Change::to(next, reason, message))
             .await
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the private seam of the advance_* variants"
-    )]
     async fn try_change_with(
         &self,
         row: &RunRow,
-        via: &[(RunStatus, &str)],
-        next: RunStatus,
-        reason: Option<&str>,
-        message: Option<&str>,
-        outbox: Option<OutboxMessage<'_>>,
-        at: Option<DateTime<Utc>>,
+        change: Change<'_>,
     ) -> ServiceResult<Option<RunRow>> {
-        let driver = Driver::of(row.kind);
         let now = self.services.now();
-        let mut from = row.status;
-        let mut timing = row.timing;
-        for (status, _) in via {
-            transition_by(driver, from, *status)?;
-            timing = timing.apply(*status, at.unwrap_or(now));
-            from = *status;
-        }
-        transition_by(driver, from, next)?;
-        let timing = timing.apply(next, at.unwrap_or(now));
-        let change = StatusChange {
+        let timing = change.apply(Driver::of(row.kind), row.status, row.timing, now)?;
+        let next = change.next;
+        let stored = StatusChange {
             run_id: row.id,
             expected: row.status,
             next,
             timing,
-            reason,
-            message,
+            reason: change.reason,
+            message: change.message,
             now,
-            outbox,
-            passing: via,
+            outbox: change.outbox,
+            passing: change.via,
         };
-        if !runs::set_status(&self.services.db, &change).await? {
+        if !runs::set_status(&self.services.db, &stored).await? {
             return Ok(None);
         }
         tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
@@ -829,6 +807,57 @@ impl Runs<'_> {
             updated_at: now,
             ..row.clone()
         }))
+    }
+}
+
+/// A status change as the `advance*` variants ask for it.
+#[derive(Clone, Copy)]
+struct Change<'a> {
+    /// Statuses passed through on the way to `next`, in the same
+    /// transaction, each with its reason.
+    via: &'a [(RunStatus, &'a str)],
+    next: RunStatus,
+    reason: Option<&'a str>,
+    message: Option<&'a str>,
+    /// For the work queue, written in the same transaction.
+    outbox: Option<OutboxMessage<'a>>,
+    /// When it happened, if a client says so; else now.
+    at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Change<'a> {
+    fn to(next: RunStatus, reason: Option<&'a str>, message: Option<&'a str>) -> Self {
+        Change {
+            via: &[],
+            next,
+            reason,
+            message,
+            outbox: None,
+            at: None,
+        }
+    }
+
+    /// The timing after this change of a run in `from`, if the lifecycle
+    /// allows every step of it.
+    fn apply(
+        &self,
+        driver: Driver,
+        mut from: RunStatus,
+        mut timing: trellis_domain::lifecycle::Timing,
+        now: DateTime<Utc>,
+    ) -> Result<trellis_domain::lifecycle::Timing, TransitionError> {
+        let at = self.at.unwrap_or(now);
+        for status in self
+            .via
+            .iter()
+            .map(|(status, _)| *status)
+            .chain([self.next])
+        {
+            transition_by(driver, from, status)?;
+            timing = timing.apply(status, at);
+            from = status;
+        }
+        Ok(timing)
     }
 }
 

@@ -307,6 +307,34 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
     }
 }
 
+/// The runs `query` matches, in the order of `value` (runs without one
+/// last in both directions), ties by id in the direction of the sort, as
+/// the SQL orders them. Insertion order is id order.
+fn expected_order(
+    facts: &[RunFacts],
+    query: &Query,
+    descending: bool,
+    value: impl Fn(&RunFacts) -> Option<f64>,
+) -> Vec<Uuid> {
+    let mut ordered: Vec<(usize, Option<f64>)> = facts
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| query.matches(f))
+        .map(|(i, f)| (i, value(f)))
+        .collect();
+    ordered.sort_by(|(i, a), (j, b)| {
+        let by_value = match (a, b) {
+            (Some(a), Some(b)) => a.total_cmp(b),
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        let order = by_value.then(i.cmp(j));
+        if descending { order.reverse() } else { order }
+    });
+    ordered.iter().map(|(i, _)| facts[*i].uuid).collect()
+}
+
 fn sql_and_memory_agree(
     make_db: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = TestDb>>>,
 ) {
@@ -385,24 +413,8 @@ fn sql_and_memory_agree(
             };
             let sign = if descending { "-" } else { "" };
             let sort = RunSort::parse(Some(&format!("{sign}metrics.{key}"))).unwrap();
-            let mut ordered: Vec<(usize, Option<f64>)> = facts
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| query.matches(f))
-                .map(|(i, f)| (i, f.metrics.get(key).copied()))
-                .collect();
-            // Insertion order is id order.
-            ordered.sort_by(|(i, a), (j, b)| {
-                let by_value = match (a, b) {
-                    (Some(a), Some(b)) => a.total_cmp(b),
-                    (Some(_), None) => return std::cmp::Ordering::Less,
-                    (None, Some(_)) => return std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                };
-                let order = by_value.then(i.cmp(j));
-                if descending { order.reverse() } else { order }
-            });
-            let expected: Vec<Uuid> = ordered.iter().map(|(i, _)| facts[*i].uuid).collect();
+            let expected =
+                expected_order(&facts, &query, descending, |f| f.metrics.get(key).copied());
             let mut paged = Vec::new();
             for offset in (0..expected.len() + 7).step_by(7) {
                 let (rows, count) = runtime
@@ -431,23 +443,9 @@ fn sql_and_memory_agree(
             let descending = text.len() % 2 == 0;
             let sign = if descending { "-" } else { "" };
             let sort = RunSort::parse(Some(&format!("{sign}params.lr"))).unwrap();
-            let mut ordered: Vec<(usize, Option<f64>)> = facts
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| query.matches(f))
-                .map(|(i, f)| (i, f.inputs.get("lr").and_then(numeric_value)))
-                .collect();
-            ordered.sort_by(|(i, a), (j, b)| {
-                let by_value = match (a, b) {
-                    (Some(a), Some(b)) => a.total_cmp(b),
-                    (Some(_), None) => return std::cmp::Ordering::Less,
-                    (None, Some(_)) => return std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                };
-                let order = by_value.then(i.cmp(j));
-                if descending { order.reverse() } else { order }
+            let expected_sorted = expected_order(&facts, &query, descending, |f| {
+                f.inputs.get("lr").and_then(numeric_value)
             });
-            let expected_sorted: Vec<Uuid> = ordered.iter().map(|(i, _)| facts[*i].uuid).collect();
             let (rows, _) = runtime
                 .block_on(runs::list(&db, project_id, Some(&query), &sort, 1000, 0))
                 .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
