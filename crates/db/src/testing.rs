@@ -189,21 +189,21 @@ pub struct Schema {
 
 /// Reads the [`Schema`] of `db`.
 pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
-    let mut schema = Schema::default();
-    match db {
-        Db::Sqlite(pool) => {
-            let columns: Vec<(String, String)> = sqlx::query_as(
+    // (table, column) and (index, table, column or `None` for an
+    // expression, unique), in column and index-key order.
+    type Columns = Vec<(String, String)>;
+    type IndexColumns = Vec<(String, String, Option<String>, bool)>;
+    let (columns, indexed): (Columns, IndexColumns) = match db {
+        Db::Sqlite(pool) => (
+            sqlx::query_as(
                 "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c
                  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
                  ORDER BY m.name, c.name",
             )
             .fetch_all(pool)
-            .await?;
-            for (table, column) in columns {
-                schema.tables.entry(table).or_default().push(column);
-            }
-            let indexed: Vec<(String, String, i64, Option<String>, bool)> = sqlx::query_as(
-                "SELECT m.name, m.tbl_name, i.seqno, i.name, l.\"unique\"
+            .await?,
+            sqlx::query_as(
+                "SELECT m.name, m.tbl_name, i.name, l.\"unique\"
                  FROM sqlite_master m
                  JOIN pragma_index_list(m.tbl_name) l ON l.name = m.name
                  JOIN pragma_index_info(m.name) i
@@ -211,26 +211,18 @@ pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
                  ORDER BY m.name, i.seqno",
             )
             .fetch_all(pool)
-            .await?;
-            schema.add_index_columns(
-                indexed
-                    .into_iter()
-                    .map(|(index, table, _, column, unique)| (index, table, column, unique)),
-            );
-        }
-        Db::Postgres(pool) => {
-            let columns: Vec<(String, String)> = sqlx::query_as(
+            .await?,
+        ),
+        Db::Postgres(pool) => (
+            sqlx::query_as(
                 "SELECT table_name::text, column_name::text FROM information_schema.columns
                  WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'
                  ORDER BY table_name, column_name",
             )
             .fetch_all(pool)
-            .await?;
-            for (table, column) in columns {
-                schema.tables.entry(table).or_default().push(column);
-            }
-            let indexed: Vec<(String, String, i32, Option<String>, bool)> = sqlx::query_as(
-                "SELECT i.relname::text, t.relname::text, k.ord::int4, a.attname::text, x.indisunique
+            .await?,
+            sqlx::query_as(
+                "SELECT i.relname::text, t.relname::text, a.attname::text, x.indisunique
                  FROM pg_index x
                  JOIN pg_class i ON i.oid = x.indexrelid
                  JOIN pg_class t ON t.oid = x.indrelid
@@ -242,32 +234,21 @@ pub async fn schema(db: &Db) -> crate::DbResult<Schema> {
                  ORDER BY i.relname, k.ord",
             )
             .fetch_all(pool)
-            .await?;
-            schema.add_index_columns(
-                indexed
-                    .into_iter()
-                    .map(|(index, table, _, column, unique)| (index, table, column, unique)),
-            );
-        }
+            .await?,
+        ),
+    };
+    let mut schema = Schema::default();
+    for (table, column) in columns {
+        schema.tables.entry(table).or_default().push(column);
+    }
+    for (index, table, column, unique) in indexed {
+        let entry = schema
+            .indexes
+            .entry(index)
+            .or_insert_with(|| (table, Vec::new(), unique));
+        entry
+            .1
+            .push(column.unwrap_or_else(|| "<expression>".to_owned()));
     }
     Ok(schema)
-}
-
-impl Schema {
-    /// Adds index columns read in order as (index, table, column, unique);
-    /// a column of `None` is an expression.
-    fn add_index_columns(
-        &mut self,
-        rows: impl Iterator<Item = (String, String, Option<String>, bool)>,
-    ) {
-        for (index, table, column, unique) in rows {
-            let entry = self
-                .indexes
-                .entry(index)
-                .or_insert_with(|| (table, Vec::new(), unique));
-            entry
-                .1
-                .push(column.unwrap_or_else(|| "<expression>".to_owned()));
-        }
-    }
 }

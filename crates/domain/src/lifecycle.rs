@@ -241,7 +241,7 @@ pub enum Driver {
 impl Driver {
     /// The driver of a run whose compiled kind is `kind`: runs without a
     /// spec (no kind) are never executed by Trellis.
-    pub fn of<T>(kind: Option<T>) -> Self {
+    pub fn of(kind: Option<crate::run::RunKind>) -> Self {
         if kind.is_some() {
             Driver::Trellis
         } else {
@@ -449,8 +449,8 @@ mod tests {
         }
         assert!(transition_by(Driver::External, Created, Running).is_ok());
         assert!(transition(Created, Running).is_err());
-        assert_eq!(Driver::of(Some(())), Driver::Trellis);
-        assert_eq!(Driver::of::<()>(None), Driver::External);
+        assert_eq!(Driver::of(Some(crate::run::RunKind::Job)), Driver::Trellis);
+        assert_eq!(Driver::of(None), Driver::External);
     }
 
     #[test]

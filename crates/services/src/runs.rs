@@ -669,17 +669,13 @@ impl Runs<'_> {
             let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
                 return Ok(None);
             };
-            let allowed = change.apply(
-                Driver::of(row.kind),
-                row.status,
-                row.timing,
-                self.services.now(),
-            );
-            if allowed.is_err() {
-                return Ok(None);
-            }
-            if let Some(updated) = self.try_change_with(&row, change).await? {
-                return Ok(Some(updated));
+            match self.try_change_with(&row, change).await {
+                Ok(Some(updated)) => return Ok(Some(updated)),
+                // Lost a race: read again and decide again.
+                Ok(None) => {}
+                // Not from where the run is now (a stop got there first).
+                Err(ServiceError::Transition(_)) => return Ok(None),
+                Err(error) => return Err(error),
             }
         }
         Err(contended())
