@@ -64,6 +64,7 @@ async fn new_run(db: &Db, project_id: i64, name: &str) -> (i64, Uuid) {
             content: "",
             queue: None,
             inputs: &inputs,
+            compiled: None,
             original: None,
             status: RunStatus::Running,
             now: Utc::now(),

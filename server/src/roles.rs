@@ -11,11 +11,14 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use trellis_queue::WorkQueue;
 use trellis_services::Services;
+use trellis_services::execution::Executors;
+use trellis_services::execution::local::{LocalConfig, LocalExecutor};
+use trellis_services::execution::workers::WorkQueueExecutor;
 use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 use trellis_services::worker::{Worker, relay};
 
 use crate::cli::{BrokerArgs, DatabaseArgs, SchedulerArgs, WorkerArgs};
-use crate::startup::{connect, events, host_name, signal_shutdown};
+use crate::startup::{connect, events, host_name, signal_shutdown, store_missing_specs};
 
 /// What both roles open.
 struct Wiring {
@@ -46,8 +49,10 @@ async fn wire(role: &str, database: &DatabaseArgs, brokers: &BrokerArgs) -> anyh
         settings.describe(),
         brokers.work_queue()
     );
+    let services = Services::new(db.clone()).with_events(events);
+    store_missing_specs(&services).await?;
     Ok(Wiring {
-        services: Services::new(db.clone()).with_events(events),
+        services,
         queue: Arc::new(queue),
         shutdown,
         db,
@@ -62,13 +67,8 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
     let config = SchedulerConfig {
         concurrency: args.concurrency,
         queues: args.queues.into_iter().collect(),
-        heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
         lost_after: Duration::from_secs(args.heartbeat.lost_after_secs),
-        ..SchedulerConfig::new(
-            args.database.data_dir.clone(),
-            String::new(),
-            format!("scheduler:{}", host_name()),
-        )
+        ..SchedulerConfig::default()
     };
     let services = wiring
         .services
@@ -79,8 +79,24 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         wiring.queue.clone(),
         wiring.shutdown.clone(),
     ));
-    Scheduler::new(services, config, wiring.shutdown.clone())
-        .dispatching_to_workers()
+    // Queues go to the workers unless bound to `local` (processes on this
+    // host).
+    let local = LocalExecutor::new(
+        services.clone(),
+        LocalConfig {
+            heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
+            system_metrics: args.heartbeat.system_metrics(),
+            ..LocalConfig::new(
+                args.database.data_dir.clone(),
+                args.api_url.trim_end_matches('/').to_owned(),
+                format!("local:{}", host_name()),
+            )
+        },
+        wiring.shutdown.clone(),
+    );
+    let executors =
+        Executors::new(Arc::new(WorkQueueExecutor::new(services.clone()))).with(Arc::new(local));
+    Scheduler::new(services, config, executors, wiring.shutdown.clone())
         .run_until_stopped()
         .await;
     let _ = relaying.await;
@@ -101,12 +117,10 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let name = args
         .name
         .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-    let config = SchedulerConfig {
-        concurrency: args.concurrency,
+    let config = LocalConfig {
         heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
-        lost_after: Duration::from_secs(args.heartbeat.lost_after_secs),
         system_metrics: args.heartbeat.system_metrics(),
-        ..SchedulerConfig::new(
+        ..LocalConfig::new(
             args.database.data_dir.clone(),
             args.api_url.trim_end_matches('/').to_owned(),
             format!("worker:{name}"),
@@ -115,6 +129,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let outcome = Worker::new(
         wiring.services.clone(),
         config,
+        args.concurrency,
         wiring.queue.clone(),
         wiring.shutdown.clone(),
     )

@@ -1,5 +1,6 @@
 //! Wiring: connect the database, build the router, serve until a signal.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,6 +17,8 @@ use tower_http::trace::TraceLayer;
 use trellis_db::Db;
 use trellis_events::Events;
 use trellis_services::Services;
+use trellis_services::execution::Executors;
+use trellis_services::execution::local::{LocalConfig, LocalExecutor};
 use trellis_services::scheduler::{Scheduler, SchedulerConfig};
 
 use crate::config::{DatabaseSettings, Settings};
@@ -132,25 +135,21 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     )
     .await?;
     // The API lists the queues this server schedules with.
-    let configured = settings
-        .executor
+    let scheduling = settings.executor.as_ref().map(|executor| SchedulerConfig {
+        concurrency: executor.concurrency,
+        queues: executor.queues.clone(),
+        lost_after: executor.lost_after,
+        ..SchedulerConfig::default()
+    });
+    let configured = scheduling
         .as_ref()
-        .map(|executor| {
-            let mut queues = std::collections::BTreeMap::from([(
-                trellis_domain::scheduling::DEFAULT_QUEUE.to_owned(),
-                trellis_domain::scheduling::QueueLimits {
-                    concurrency: executor.concurrency,
-                    priority: 0,
-                },
-            )]);
-            queues.extend(executor.queues.clone());
-            queues
-        })
+        .map(SchedulerConfig::configured_queues)
         .unwrap_or_default();
     let services = Services::new(db.clone())
         .with_events(events)
         .with_artifacts(settings.data_dir.join("artifacts"))
         .with_configured_queues(configured);
+    store_missing_specs(&services).await?;
     let services_for_scheduler = services.clone();
     let app = router(services, leptos_options(&settings));
     let listener = tokio::net::TcpListener::bind(settings.addr)
@@ -162,22 +161,29 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.database.describe()
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
-    let scheduler = settings.executor.map(|executor| {
-        let config = SchedulerConfig {
-            concurrency: executor.concurrency,
-            queues: executor.queues,
-            heartbeat: executor.heartbeat,
-            lost_after: executor.lost_after,
-            system_metrics: executor.system_metrics,
-            ..SchedulerConfig::new(
-                settings.data_dir.clone(),
-                format!("http://{}", settings.addr),
-                format!("local:{}", host_name()),
-            )
-        };
+    let scheduler = settings.executor.zip(scheduling).map(|(executor, config)| {
+        let local = LocalExecutor::new(
+            services_for_scheduler.clone(),
+            LocalConfig {
+                heartbeat: executor.heartbeat,
+                system_metrics: executor.system_metrics,
+                ..LocalConfig::new(
+                    settings.data_dir.clone(),
+                    format!("http://{}", settings.addr),
+                    format!("local:{}", host_name()),
+                )
+            },
+            shutdown.clone(),
+        );
+        let executors = Executors::new(Arc::new(local));
         tokio::spawn(
-            Scheduler::new(services_for_scheduler.clone(), config, shutdown.clone())
-                .run_until_stopped(),
+            Scheduler::new(
+                services_for_scheduler.clone(),
+                config,
+                executors,
+                shutdown.clone(),
+            )
+            .run_until_stopped(),
         )
     });
     axum::serve(listener, app)
@@ -195,6 +201,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(10), db.close())
         .await
         .ok();
+    Ok(())
+}
+
+/// Runs submitted before specs were stored get theirs (once, after the
+/// migration that added them).
+pub async fn store_missing_specs(services: &Services) -> anyhow::Result<()> {
+    let stored = services
+        .runs()
+        .store_missing_specs()
+        .await
+        .context("storing the compiled specs of earlier runs")?;
+    if stored > 0 {
+        tracing::info!("stored the compiled spec of {stored} runs submitted by an earlier Trellis");
+    }
     Ok(())
 }
 

@@ -289,6 +289,9 @@ pub struct Queue {
     pub concurrency: u32,
     /// Higher starts first.
     pub priority: i32,
+    /// Where its runs execute (`local`, `workers`, `kubernetes`); `null`:
+    /// the scheduler's default executor.
+    pub executor: Option<trellis_domain::scheduling::ExecutorName>,
     /// `config` (the scheduler's `--queue`) or `api` (defined here; wins).
     pub source: String,
     /// Runs waiting in it.
@@ -305,6 +308,9 @@ pub struct PutQueue {
     pub concurrency: u32,
     #[serde(default)]
     pub priority: i32,
+    /// Where its runs execute; absent: the scheduler's default executor.
+    #[serde(default)]
+    pub executor: Option<trellis_domain::scheduling::ExecutorName>,
 }
 
 pub mod mlflow;

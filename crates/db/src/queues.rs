@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::scheduling::ExecutorName;
 
 use sqlx::AssertSqlSafe;
 
@@ -15,37 +16,50 @@ pub struct QueueRow {
     pub name: String,
     pub concurrency: u32,
     pub priority: i32,
+    /// The executor its runs go to; `None`: the scheduler's default.
+    pub executor: Option<ExecutorName>,
 }
 
 /// Every stored queue, by name.
 pub async fn list(db: &Db) -> DbResult<Vec<QueueRow>> {
-    let rows: Vec<(String, i64, i64)> = with_pool!(db, |pool| {
-        sqlx::query_as("SELECT name, concurrency, priority FROM queues ORDER BY name")
+    let rows: Vec<(String, i64, i64, Option<String>)> = with_pool!(db, |pool| {
+        sqlx::query_as("SELECT name, concurrency, priority, executor FROM queues ORDER BY name")
             .fetch_all(pool)
             .await?
     });
-    Ok(rows
-        .into_iter()
-        .map(|(name, concurrency, priority)| QueueRow {
-            name,
-            concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
-            priority: i32::try_from(priority).unwrap_or_default(),
+    rows.into_iter()
+        .map(|(name, concurrency, priority, executor)| {
+            let executor = executor
+                .map(|text| ExecutorName::parse(&text))
+                .transpose()
+                .map_err(|message| DbError::Corrupt {
+                    column: "queues.executor",
+                    message,
+                })?;
+            Ok(QueueRow {
+                name,
+                concurrency: u32::try_from(concurrency).unwrap_or(u32::MAX),
+                priority: i32::try_from(priority).unwrap_or_default(),
+                executor,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Creates or replaces queue `queue.name`.
 pub async fn upsert(db: &Db, queue: &QueueRow, now: DateTime<Utc>) -> DbResult<()> {
     with_pool!(db, |pool| {
         sqlx::query(
-            "INSERT INTO queues (name, concurrency, priority, updated_at) VALUES ($1, $2, $3, $4)
+            "INSERT INTO queues (name, concurrency, priority, executor, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (name) DO UPDATE
              SET concurrency = EXCLUDED.concurrency, priority = EXCLUDED.priority,
-                 updated_at = EXCLUDED.updated_at",
+                 executor = EXCLUDED.executor, updated_at = EXCLUDED.updated_at",
         )
         .bind(&queue.name)
         .bind(i64::from(queue.concurrency))
         .bind(i64::from(queue.priority))
+        .bind(queue.executor.map(ExecutorName::as_str))
         .bind(now)
         .execute(pool)
         .await?;

@@ -182,6 +182,9 @@ pub struct NewRun<'a> {
     pub queue: Option<&'a str>,
     /// The params the run was compiled with.
     pub inputs: &'a JsonObject,
+    /// Its compiled spec (`trellis_domain::spec::StoredSpec`, encoded);
+    /// `None` for a run tracked from outside.
+    pub compiled: Option<&'a str>,
     /// The run this one restarts or copies, and which of the two.
     pub original: Option<(Uuid, &'a str)>,
     /// `created`, or `running` for a run an outside client (MLflow) runs.
@@ -202,9 +205,9 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
                                queue, inputs, outputs, created_at, updated_at,
                                original_uuid, cloning_kind, started_at,
-                               pipeline_id, pipeline_op, pipeline_index)
+                               pipeline_id, pipeline_op, pipeline_index, compiled)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15,
-                     $16, $17, $18)
+                     $16, $17, $18, $19)
              RETURNING id",
         )
         .bind(new.uuid)
@@ -225,6 +228,7 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.pipeline.map(|(id, _, _)| id))
         .bind(new.pipeline.and_then(|(_, op, _)| op))
         .bind(new.pipeline.and_then(|(_, _, index)| index))
+        .bind(new.compiled)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(
@@ -792,7 +796,6 @@ pub struct ConditionRow {
 /// A condition as selected: status, reason, message, time.
 type ConditionTuple = (String, Option<String>, Option<String>, DateTime<Utc>);
 
-/// A run's conditions, oldest first.
 /// How many conditions of run `run_id` entered `status`.
 pub async fn count_conditions(db: &Db, run_id: i64, status: RunStatus) -> DbResult<i64> {
     let count: i64 = with_pool!(db, |pool| {
@@ -805,6 +808,73 @@ pub async fn count_conditions(db: &Db, run_id: i64, status: RunStatus) -> DbResu
     Ok(count)
 }
 
+/// Run `run_id`'s compiled spec, as stored (`None`: tracked from outside,
+/// or submitted before specs were stored).
+pub async fn compiled(db: &Db, run_id: i64) -> DbResult<Option<String>> {
+    let text: Option<Option<String>> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT compiled FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(text.flatten())
+}
+
+/// Stores run `run_id`'s compiled spec (for runs submitted before specs
+/// were stored).
+pub async fn set_compiled(db: &Db, run_id: i64, compiled: &str) -> DbResult<()> {
+    with_pool!(db, |pool| {
+        sqlx::query("UPDATE runs SET compiled = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(compiled)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Up to `limit` runs after row id `after` with a spec but no stored
+/// compiled spec, in id order.
+pub async fn missing_compiled(db: &Db, after: i64, limit: u32) -> DbResult<Vec<RunRow>> {
+    let rows = with_pool!(db, |pool| {
+        let rows = sqlx::query(concat!(
+            run_select!(),
+            " WHERE r.id > $1 AND r.compiled IS NULL AND r.content <> '' ORDER BY r.id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(decode_run).collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
+/// Records where run `run_id`'s service listens (JSON: declared port →
+/// address), or forgets it.
+pub async fn set_endpoints(db: &Db, run_id: i64, endpoints: Option<&str>) -> DbResult<()> {
+    with_pool!(db, |pool| {
+        sqlx::query("UPDATE runs SET endpoints = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(endpoints)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// What [`set_endpoints`] recorded for run `run_id`.
+pub async fn endpoints(db: &Db, run_id: i64) -> DbResult<Option<String>> {
+    let text: Option<Option<String>> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT endpoints FROM runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?
+    });
+    Ok(text.flatten())
+}
+
+/// A run's conditions, oldest first.
 pub async fn conditions(db: &Db, run_id: i64) -> DbResult<Vec<ConditionRow>> {
     let rows: Vec<ConditionTuple> = with_pool!(db, |pool| {
         sqlx::query_as(

@@ -26,7 +26,8 @@
 use std::collections::BTreeMap;
 
 /// When an operation may start, from its upstream operations' states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Trigger {
     #[default]
     AllSucceeded,
@@ -92,7 +93,7 @@ impl OpState {
 }
 
 /// An operation of a dag, as the decision needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Op {
     /// Indexes of its upstream operations.
     pub upstream: Vec<usize>,

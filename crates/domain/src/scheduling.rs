@@ -8,18 +8,66 @@
 
 use std::collections::BTreeMap;
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// The queue a run without `queue:` goes to.
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// A queue's limits.
+/// Where a queue's runs execute. A scheduler hosts some executors and
+/// plans only the queues bound to them; the others are another process's
+/// (a `trellis scheduler` dispatching to workers, a Kubernetes agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ExecutorName {
+    /// Processes on the scheduling host (the embedded default).
+    Local,
+    /// `trellis worker`s, through RabbitMQ.
+    Workers,
+    /// Pods on a cluster, through a Kubernetes agent.
+    Kubernetes,
+}
+
+impl ExecutorName {
+    pub const ALL: [ExecutorName; 3] = [Self::Local, Self::Workers, Self::Kubernetes];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Workers => "workers",
+            Self::Kubernetes => "kubernetes",
+        }
+    }
+
+    /// Parses a name, or explains which names exist.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|name| name.as_str() == text)
+            .ok_or_else(|| {
+                format!("unknown executor `{text}`; executors are local, workers, kubernetes")
+            })
+    }
+}
+
+impl std::fmt::Display for ExecutorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A queue's limits, and where its runs execute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueLimits {
     /// At most this many of the queue's runs at once.
     pub concurrency: u32,
     /// Higher starts first.
     pub priority: i32,
+    /// The executor its runs go to; `None`: the scheduler's default.
+    pub executor: Option<ExecutorName>,
 }
 
 /// Checks a queue name: letters, digits, `-` and `_`, at most 64.
@@ -37,13 +85,18 @@ pub fn check_queue_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a queue definition `name=concurrency[:priority]` (`gpu=2:10`).
+/// Parses a queue definition `name=concurrency[:priority][@executor]`
+/// (`gpu=2:10@workers`).
 pub fn parse_queue(text: &str) -> Result<(String, QueueLimits), String> {
     let (name, limits) = text
         .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not `name=concurrency[:priority]`"))?;
+        .ok_or_else(|| format!("`{text}` is not `name=concurrency[:priority][@executor]`"))?;
     let name = name.trim();
     check_queue_name(name)?;
+    let (limits, executor) = match limits.split_once('@') {
+        Some((limits, executor)) => (limits, Some(ExecutorName::parse(executor.trim())?)),
+        None => (limits, None),
+    };
     let (concurrency, priority) = limits
         .split_once(':')
         .map_or((limits, None), |(c, p)| (c, Some(p)));
@@ -67,6 +120,7 @@ pub fn parse_queue(text: &str) -> Result<(String, QueueLimits), String> {
         QueueLimits {
             concurrency,
             priority,
+            executor,
         },
     ))
 }
@@ -81,22 +135,43 @@ pub struct Waiting<Id> {
     pub queued_at: DateTime<Utc>,
 }
 
-/// What is running now, and the limits.
+/// What is running now, the limits, and the executors this scheduler hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capacity {
-    /// At most this many runs at once on this server.
+    /// At most this many runs at once through this scheduler.
     pub global: u32,
     /// Runs active now, by queue.
     pub active: BTreeMap<String, u32>,
     /// Known queues; a run naming another queue waits as unschedulable.
     pub queues: BTreeMap<String, QueueLimits>,
+    /// The executors this scheduler starts runs on.
+    pub hosted: BTreeSet<ExecutorName>,
+    /// Where the runs of a queue bound to no executor go.
+    pub default_executor: ExecutorName,
+}
+
+impl Capacity {
+    /// The executor queue `limits` sends its runs to.
+    pub fn executor_of(&self, limits: &QueueLimits) -> ExecutorName {
+        limits.executor.unwrap_or(self.default_executor)
+    }
+
+    /// Whether the runs of `queue` execute on an executor hosted here (an
+    /// unknown queue's runs go to the default executor).
+    pub fn hosts(&self, queue: &str) -> bool {
+        let executor = self
+            .queues
+            .get(queue)
+            .map_or(self.default_executor, |limits| self.executor_of(limits));
+        self.hosted.contains(&executor)
+    }
 }
 
 /// The decision for one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<Id> {
-    /// Start these, in this order.
-    pub start: Vec<Id>,
+    /// Start these on these executors, in this order.
+    pub start: Vec<(Id, ExecutorName)>,
     /// These name a queue that does not exist.
     pub unknown_queue: Vec<Id>,
 }
@@ -118,7 +193,13 @@ pub fn plan<Id: Clone>(waiting: &[Waiting<Id>], capacity: &Capacity) -> Plan<Id>
             .then(a.queued_at.cmp(&b.queued_at))
     });
     let mut active = capacity.active.clone();
-    let mut total: u32 = active.values().sum();
+    // The global limit counts this scheduler's runs only: a queue on
+    // another process's executor does not take its slots.
+    let mut total: u32 = active
+        .iter()
+        .filter(|(queue, _)| capacity.hosts(queue))
+        .map(|(_, count)| count)
+        .sum();
     let mut plan = Plan {
         start: Vec::new(),
         unknown_queue: Vec::new(),
@@ -129,6 +210,11 @@ pub fn plan<Id: Clone>(waiting: &[Waiting<Id>], capacity: &Capacity) -> Plan<Id>
             plan.unknown_queue.push(run.id.clone());
             continue;
         };
+        let executor = capacity.executor_of(limits);
+        if !capacity.hosted.contains(&executor) {
+            // Another process's executor plans it.
+            continue;
+        }
         if total >= capacity.global {
             // Keep scanning for unknown queues only; nothing else can start.
             continue;
@@ -137,7 +223,7 @@ pub fn plan<Id: Clone>(waiting: &[Waiting<Id>], capacity: &Capacity) -> Plan<Id>
         if *running < limits.concurrency {
             *running += 1;
             total += 1;
-            plan.start.push(run.id.clone());
+            plan.start.push((run.id.clone(), executor));
         }
     }
     plan
@@ -173,11 +259,19 @@ mod tests {
                         QueueLimits {
                             concurrency: *c,
                             priority: *p,
+                            executor: None,
                         },
                     )
                 })
                 .collect(),
+            hosted: BTreeSet::from([ExecutorName::Local]),
+            default_executor: ExecutorName::Local,
         }
+    }
+
+    /// The runs a plan starts, without their executors.
+    fn started(plan: &Plan<u32>) -> Vec<u32> {
+        plan.start.iter().map(|(id, _)| *id).collect()
     }
 
     #[test]
@@ -188,7 +282,8 @@ mod tests {
                 "gpu".into(),
                 QueueLimits {
                     concurrency: 2,
-                    priority: 10
+                    priority: 10,
+                    executor: None,
                 }
             ))
         );
@@ -198,7 +293,8 @@ mod tests {
                 "cpu".into(),
                 QueueLimits {
                     concurrency: 8,
-                    priority: 0
+                    priority: 0,
+                    executor: None,
                 }
             ))
         );
@@ -206,6 +302,46 @@ mod tests {
         assert!(parse_queue("gpu=0").unwrap_err().contains("at least 1"));
         assert!(parse_queue("g pu=1").is_err());
         assert!(parse_queue("gpu=1:high").unwrap_err().contains("priority"));
+        assert_eq!(
+            parse_queue("gpu=2:10@workers").map(|(_, limits)| limits.executor),
+            Ok(Some(ExecutorName::Workers))
+        );
+        assert_eq!(
+            parse_queue("gpu=2@kubernetes")
+                .map(|(_, limits)| (limits.concurrency, limits.executor)),
+            Ok((2, Some(ExecutorName::Kubernetes)))
+        );
+        assert!(
+            parse_queue("gpu=2@cloud")
+                .unwrap_err()
+                .contains("unknown executor `cloud`")
+        );
+    }
+
+    #[test]
+    fn runs_go_to_their_queue_s_executor_and_other_processes_executors_are_left_alone() {
+        let mut capacity = capacity(
+            2,
+            &[("default", 5, 0), ("remote", 5, 0), ("k8s", 5, 9)],
+            &[],
+        );
+        capacity.hosted = BTreeSet::from([ExecutorName::Local, ExecutorName::Workers]);
+        capacity.queues.get_mut("remote").unwrap().executor = Some(ExecutorName::Workers);
+        capacity.queues.get_mut("k8s").unwrap().executor = Some(ExecutorName::Kubernetes);
+        // Active runs of the agent's queue do not take this scheduler's slots.
+        capacity.active = BTreeMap::from([("k8s".to_owned(), 7)]);
+        let queue = [
+            waiting(1, Some("k8s"), 10),
+            waiting(2, Some("remote"), 20),
+            waiting(3, None, 30),
+            waiting(4, None, 40),
+        ];
+        let plan = plan(&queue, &capacity);
+        assert_eq!(
+            plan.start,
+            vec![(2, ExecutorName::Workers), (3, ExecutorName::Local)]
+        );
+        assert!(plan.unknown_queue.is_empty());
     }
 
     #[test]
@@ -216,7 +352,7 @@ mod tests {
             waiting(2, None, 20),
         ];
         let plan = plan(&queue, &capacity(10, &[("default", 2, 0)], &[]));
-        assert_eq!(plan.start, vec![1, 2]);
+        assert_eq!(started(&plan), vec![1, 2]);
     }
 
     #[test]
@@ -230,7 +366,7 @@ mod tests {
             &queue,
             &capacity(2, &[("default", 5, 0), ("gpu", 5, 10)], &[]),
         );
-        assert_eq!(plan.start, vec![2, 3]);
+        assert_eq!(started(&plan), vec![2, 3]);
     }
 
     #[test]
@@ -240,7 +376,7 @@ mod tests {
             &queue,
             &capacity(10, &[("default", 1, 0), ("gpu", 1, 10)], &[("gpu", 1)]),
         );
-        assert_eq!(plan.start, vec![2]);
+        assert_eq!(started(&plan), vec![2]);
     }
 
     #[test]
@@ -254,14 +390,14 @@ mod tests {
                 &[("default", 1), ("cpu", 1)],
             ),
         );
-        assert_eq!(plan.start, vec![1]);
+        assert_eq!(started(&plan), vec![1]);
     }
 
     #[test]
     fn unknown_queues_are_reported_not_started() {
         let queue = [waiting(1, Some("tpu"), 10), waiting(2, None, 20)];
         let plan = plan(&queue, &capacity(0, &[("default", 5, 0)], &[]));
-        assert_eq!(plan.start, Vec::<u32>::new());
+        assert_eq!(started(&plan), Vec::<u32>::new());
         assert_eq!(plan.unknown_queue, vec![1]);
     }
 
@@ -269,14 +405,15 @@ mod tests {
     fn slots_freed_step_by_step_start_the_next_in_line() {
         let queue: Vec<Waiting<u32>> = (1..=5).map(|i| waiting(i, None, i64::from(i))).collect();
         let limits = [("default", 2, 0)];
-        let mut started = Vec::new();
+        let mut done = Vec::new();
         let mut remaining = queue.clone();
         // Each tick: one active run finished, so one slot is free.
         for active in [0, 1, 1, 1, 1] {
             let step = plan(&remaining, &capacity(10, &limits, &[("default", active)]));
-            remaining.retain(|w| !step.start.contains(&w.id));
-            started.push(step.start);
+            let ids = started(&step);
+            remaining.retain(|w| !ids.contains(&w.id));
+            done.push(ids);
         }
-        assert_eq!(started, vec![vec![1, 2], vec![3], vec![4], vec![5], vec![]]);
+        assert_eq!(done, vec![vec![1, 2], vec![3], vec![4], vec![5], vec![]]);
     }
 }

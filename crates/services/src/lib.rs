@@ -5,8 +5,9 @@
 //! rules, calls the data layer, and returns wire types, so the edges only
 //! translate requests and errors.
 //!
-//! Layout: [`projects`], [`runs`], [`scheduler`] (the embedded scheduler and
-//! the local executor's driver), [`worker`] (the outbox relay and the
+//! Layout: [`projects`], [`runs`], [`scheduler`] (which queued runs start,
+//! and where), [`execution`] (the executor seam: the local process executor
+//! and the work-queue executor), [`worker`] (the outbox relay and the
 //! distributed worker), [`streams`] (live logs and statuses),
 //! [`tracking`] (metrics, params, outputs, tags, artifacts), [`artifacts`]
 //! (the local artifact store), [`mlflow`] (the MLflow tracking API),
@@ -15,6 +16,7 @@
 
 pub mod artifacts;
 pub mod error;
+pub mod execution;
 pub mod mlflow;
 pub mod pipelines;
 pub mod projects;

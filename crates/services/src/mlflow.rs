@@ -10,10 +10,11 @@
 
 use std::collections::BTreeMap;
 
+use trellis_api_types as api;
 use trellis_api_types::mlflow as ml;
 use trellis_db::DbError;
 use trellis_db::projects::{self, NewProject, ProjectRow, ViewType};
-use trellis_db::runs::{self, NewRun, RunRow};
+use trellis_db::runs::{self, RunRow};
 use trellis_db::tracking::{self, Batch, NewPoint};
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::mlflow::{self as search, MlflowStatus};
@@ -22,6 +23,7 @@ use trellis_domain::tracking::MAX_ENTITIES_PER_BATCH;
 use uuid::Uuid;
 
 use crate::artifacts::ArtifactEntry;
+use crate::runs::Origin;
 use crate::{ServiceError, ServiceResult, Services};
 
 /// The Default experiment's id, as every MLflow client knows it.
@@ -546,30 +548,23 @@ impl Mlflow<'_> {
         if !batch_tags.iter().any(|(k, _)| k == "mlflow.runName") {
             batch_tags.push(("mlflow.runName".to_owned(), name.clone()));
         }
-        let inputs = serde_json::Map::new();
-        let row = runs::insert(
-            &self.services.db,
-            &NewRun {
-                pipeline: None,
-                uuid: Uuid::new_v4(),
-                project_id: project.id,
-                name: Some(&name),
-                description: "",
-                tags: &[],
-                kind: None,
-                content: "",
-                queue: None,
-                inputs: &inputs,
-                original: None,
-                status: RunStatus::Running,
-                // The client's start time, as MLflow records it.
-                now: input
-                    .start_time
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .unwrap_or_else(|| self.services.now()),
-            },
-        )
-        .await?;
+        // The client's start time, as MLflow records it.
+        let started_at = input
+            .start_time
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or_else(|| self.services.now());
+        let row = self
+            .services
+            .runs()
+            .create_in(
+                &project,
+                api::CreateRun {
+                    name: Some(name),
+                    ..api::CreateRun::default()
+                },
+                Origin::Tracked { started_at },
+            )
+            .await?;
         self.services
             .tracking()
             .log_batch(
@@ -580,7 +575,6 @@ impl Mlflow<'_> {
                 },
             )
             .await?;
-        self.services.runs().announce(&row).await;
         let row = self.run_row(&row.uuid.simple().to_string()).await?;
         self.run_dto(row).await
     }

@@ -102,6 +102,26 @@ async fn wind_down(
     Ok(())
 }
 
+/// The matrix and trial file of sweep `run`, as compiled at submission.
+async fn sweep_of(services: &Services, run: &RunRow) -> ServiceResult<pipeline::Sweep> {
+    services
+        .runs()
+        .stored_spec(run)
+        .await?
+        .sweep
+        .ok_or_else(|| crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`"))
+}
+
+/// The operations of dag `run`, as compiled at submission.
+async fn dag_of(services: &Services, run: &RunRow) -> ServiceResult<DagPlan> {
+    services
+        .runs()
+        .stored_spec(run)
+        .await?
+        .dag
+        .ok_or_else(|| crate::ServiceError::invalid("content", "the dag's spec has no operations"))
+}
+
 /// A stable default seed per sweep: the first bytes of its uuid.
 fn seed_of(run: &RunRow) -> u64 {
     let bytes = run.uuid.as_bytes();
@@ -114,11 +134,7 @@ async fn drive_matrix(services: &Services, controller: &RunRow) -> ServiceResult
         services.stopping_series.forget(controller.id);
         return wind_down(services, controller, &children).await;
     }
-    let sweep = pipeline::sweep(&controller.content)
-        .map_err(|e| crate::ServiceError::invalid("content", e))?
-        .ok_or_else(|| {
-            crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`")
-        })?;
+    let sweep = sweep_of(services, controller).await?;
     let matrix = Matrix::from_raw(&sweep.matrix, seed_of(controller))
         .map_err(|e| crate::ServiceError::invalid("matrix", e))?;
     let ids: Vec<i64> = children.iter().map(|c| c.id).collect();
@@ -422,8 +438,7 @@ async fn drive_dag(services: &Services, controller: &RunRow) -> ServiceResult<()
     if controller.status == RunStatus::Stopping {
         return wind_down(services, controller, &children).await;
     }
-    let plan: DagPlan = pipeline::dag(&controller.content)
-        .map_err(|e| crate::ServiceError::invalid("content", e))?;
+    let plan: DagPlan = dag_of(services, controller).await?;
     let (by_op, states) = op_states(&plan, &children);
     let upstream: BTreeMap<String, RefTarget> = by_op
         .iter()
@@ -573,8 +588,7 @@ impl crate::runs::Runs<'_> {
         };
         match run.kind {
             Some(RunKind::Dag) => {
-                let plan = pipeline::dag(&run.content)
-                    .map_err(|e| crate::ServiceError::invalid("content", e))?;
+                let plan = dag_of(self.services, &run).await?;
                 let ops: Vec<dag::Op> = plan.ops.iter().map(|o| o.op.clone()).collect();
                 let layers = dag::layers(&ops);
                 view.operations = plan
@@ -590,11 +604,7 @@ impl crate::runs::Runs<'_> {
                     .collect();
             }
             Some(RunKind::Matrix) => {
-                let sweep = pipeline::sweep(&run.content)
-                    .map_err(|e| crate::ServiceError::invalid("content", e))?
-                    .ok_or_else(|| {
-                        crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`")
-                    })?;
+                let sweep = sweep_of(self.services, &run).await?;
                 let matrix = Matrix::from_raw(&sweep.matrix, seed_of(&run))
                     .map_err(|e| crate::ServiceError::invalid("matrix", e))?;
                 view.sweep = Some(api::SweepSettings {

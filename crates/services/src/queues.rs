@@ -29,6 +29,7 @@ impl Queues<'_> {
                 QueueLimits {
                     concurrency: row.concurrency,
                     priority: row.priority,
+                    executor: row.executor,
                 },
             );
         }
@@ -47,6 +48,7 @@ impl Queues<'_> {
                     name: name.to_owned(),
                     concurrency: limits.concurrency,
                     priority: limits.priority,
+                    executor: limits.executor,
                     source: source.to_owned(),
                     queued: 0,
                     active: 0,
@@ -60,6 +62,7 @@ impl Queues<'_> {
             let limits = QueueLimits {
                 concurrency: row.concurrency,
                 priority: row.priority,
+                executor: row.executor,
             };
             put(&row.name, &limits, "api");
         }
@@ -93,6 +96,7 @@ impl Queues<'_> {
             name: name.to_owned(),
             concurrency: input.concurrency,
             priority: input.priority,
+            executor: input.executor,
         };
         queues::upsert(&self.services.db, &row, self.services.now()).await?;
         self.list()

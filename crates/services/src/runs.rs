@@ -14,11 +14,12 @@ use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
 use trellis_domain::pql::Query;
 use trellis_domain::run::{RunId, RunKind};
-use trellis_domain::spec::{self, Globals, NoFiles};
+use trellis_domain::spec::{self, Globals, NoFiles, StoredSpec};
 use trellis_events::Event;
 
 use crate::projects::load as load_project;
 use crate::{ServiceError, ServiceResult, Services};
+use trellis_db::projects::ProjectRow;
 
 /// Longest accepted condition reason, in characters.
 pub const MAX_REASON_LEN: usize = 256;
@@ -49,6 +50,30 @@ impl Cloning {
         match self {
             Cloning::Restart => "restart",
             Cloning::Copy => "copy",
+        }
+    }
+}
+
+/// Who creates a run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// Its spec is submitted: it is compiled now and executed by Trellis.
+    /// With the run it restarts or copies, and the pipeline creating it
+    /// (the controller's row id, the dag operation, the trial index).
+    Submitted {
+        original: Option<(uuid::Uuid, Cloning)>,
+        pipeline: Option<(i64, Option<&'a str>, Option<i64>)>,
+    },
+    /// A client runs it and reports (MLflow): no spec, `running` from
+    /// `started_at`.
+    Tracked { started_at: DateTime<Utc> },
+}
+
+impl Origin<'_> {
+    pub(crate) fn submitted() -> Self {
+        Origin::Submitted {
+            original: None,
+            pipeline: None,
         }
     }
 }
@@ -121,7 +146,7 @@ fn check_name(name: Option<&str>) -> ServiceResult<()> {
 
 impl Runs<'_> {
     /// The stored run at `at`, for executors and streams.
-    pub async fn row(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
+    pub(crate) async fn row(&self, at: RunRef<'_>) -> ServiceResult<RunRow> {
         self.load(at).await
     }
 
@@ -173,7 +198,9 @@ impl Runs<'_> {
         project: &str,
         input: api::CreateRun,
     ) -> ServiceResult<api::Run> {
-        self.create_from(owner, project, input, None, None).await
+        let project = load_project(self.services, owner, project).await?;
+        let row = self.create_in(&project, input, Origin::submitted()).await?;
+        Ok(to_dto(row))
     }
 
     /// Creates a run a pipeline controller asks for: a trial of a sweep
@@ -185,21 +212,12 @@ impl Runs<'_> {
         op: Option<&str>,
         index: Option<i64>,
     ) -> ServiceResult<RunRow> {
-        let run = self
-            .create_from(
-                &controller.owner,
-                &controller.project,
-                input,
-                None,
-                Some((controller.id, op, index)),
-            )
-            .await?;
-        self.row_of(run.uuid)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                entity: "run",
-                id: run.uuid.to_string(),
-            })
+        let project = load_project(self.services, &controller.owner, &controller.project).await?;
+        let origin = Origin::Submitted {
+            original: None,
+            pipeline: Some((controller.id, op, index)),
+        };
+        self.create_in(&project, input, origin).await
     }
 
     /// A new run with the spec, params, name, description and tags of the
@@ -220,19 +238,14 @@ impl Runs<'_> {
             content: Some(original.content.clone()),
             params: Some(original.inputs.clone()),
         };
-        let created = self
-            .create_from(
-                at.owner,
-                at.project,
-                input,
-                Some((original.uuid, kind)),
-                None,
-            )
-            .await?;
+        let project = load_project(self.services, at.owner, at.project).await?;
+        let origin = Origin::Submitted {
+            original: Some((original.uuid, kind)),
+            pipeline: None,
+        };
+        let created = self.create_in(&project, input, origin).await?;
         if kind == Cloning::Copy && !original.outputs.is_empty() {
-            let row = runs::find_any(&self.services.db, created.uuid)
-                .await?
-                .ok_or_else(contended)?;
+            let row = &created;
             runs::merge_outputs(
                 &self.services.db,
                 row.id,
@@ -245,7 +258,7 @@ impl Runs<'_> {
                 .ok_or_else(contended)?;
             return Ok(to_dto(copied));
         }
-        Ok(created)
+        Ok(to_dto(created))
     }
 
     /// Runs a done run again as itself (Polyaxon's resume): `resuming`,
@@ -281,21 +294,36 @@ impl Runs<'_> {
         Err(contended())
     }
 
-    async fn create_from(
+    /// Every run is created here: submitted through the API or the CLI, by
+    /// a pipeline, as a restart or copy, or tracked from outside (MLflow's
+    /// `runs/create`), so the same checks and the same announcement apply.
+    pub(crate) async fn create_in(
         &self,
-        owner: &str,
-        project: &str,
+        project: &ProjectRow,
         input: api::CreateRun,
-        original: Option<(uuid::Uuid, Cloning)>,
-        pipeline: Option<(i64, Option<&str>, Option<i64>)>,
-    ) -> ServiceResult<api::Run> {
-        let project = load_project(self.services, owner, project).await?;
+        origin: Origin<'_>,
+    ) -> ServiceResult<RunRow> {
+        let owner = project.owner.as_str();
         let content = input.content.unwrap_or_default();
+        let (original, pipeline, status, created_at) = match origin {
+            Origin::Submitted { original, pipeline } => {
+                (original, pipeline, RunStatus::Created, self.services.now())
+            }
+            Origin::Tracked { started_at } => {
+                if !content.trim().is_empty() {
+                    return Err(ServiceError::invalid(
+                        "content",
+                        "a run tracked from outside has no spec",
+                    ));
+                }
+                (None, None, RunStatus::Running, started_at)
+            }
+        };
         let uuid = uuid::Uuid::new_v4();
         // A run tracked from outside has no spec; a submitted spec is
         // compiled now, so a broken file is refused with its location and
         // the run records its kind and resolved inputs.
-        let compiled = if content.trim().is_empty() {
+        let stored = if content.trim().is_empty() {
             if input.params.as_ref().is_some_and(|p| !p.is_empty()) {
                 return Err(ServiceError::invalid(
                     "params",
@@ -341,37 +369,40 @@ impl Runs<'_> {
                 compiled = spec::compile(&content, None, &NoFiles, &overrides, &globals)
                     .map_err(|e| ServiceError::invalid("content", e))?;
             }
+            // Compiled once: the executor, a sweep and a dag read this.
+            let stored = StoredSpec::new(compiled, &content)
+                .map_err(|e| ServiceError::invalid("content", e))?;
             // A valid sweep this server cannot drive (`iterative`,
             // `anneal`) is refused now rather than failed once started.
-            if compiled.matrix.is_some()
-                && let Some(sweep) = spec::pipeline::sweep(&content)
-                    .map_err(|e| ServiceError::invalid("content", e))?
-            {
+            if let Some(sweep) = &stored.sweep {
                 trellis_domain::sweep::plan::Matrix::from_raw(&sweep.matrix, 0)
                     .map_err(|e| ServiceError::invalid("content", format!("matrix: {e}")))?;
             }
-            Some(compiled)
+            Some(stored)
         };
-        let inputs = compiled
+        let encoded = stored
             .as_ref()
-            .map(|c| c.inputs.clone())
-            .unwrap_or_default();
+            .map(StoredSpec::encode)
+            .transpose()
+            .map_err(|e| ServiceError::invalid("content", e))?;
+        let compiled = stored.as_ref().map(|s| &s.run);
+        let inputs = compiled.map(|c| c.inputs.clone()).unwrap_or_default();
         // The request's description and tags win; the spec's fill in.
         let description = input
             .description
-            .or_else(|| compiled.as_ref().and_then(|c| c.description.clone()))
+            .or_else(|| compiled.and_then(|c| c.description.clone()))
             .unwrap_or_default();
         check_description(&description).map_err(|e| ServiceError::invalid("description", e))?;
         let tags = input
             .tags
-            .or_else(|| compiled.as_ref().map(|c| c.tags.clone()))
+            .or_else(|| compiled.map(|c| c.tags.clone()))
             .unwrap_or_default();
         let tags = normalize_tags(&tags).map_err(|e| ServiceError::invalid("tags", e))?;
         let name = input
             .name
             .as_deref()
             .map(str::trim)
-            .or(compiled.as_ref().and_then(|c| c.name.as_deref()));
+            .or(compiled.and_then(|c| c.name.as_deref()));
         check_name(name)?;
         let new = NewRun {
             uuid,
@@ -381,7 +412,7 @@ impl Runs<'_> {
             tags: &tags,
             // An operation with a matrix is a sweep: its run is the
             // controller that creates the trials.
-            kind: compiled.as_ref().map(|c| {
+            kind: compiled.map(|c| {
                 if c.matrix.is_some() {
                     RunKind::Matrix
                 } else {
@@ -389,17 +420,56 @@ impl Runs<'_> {
                 }
             }),
             content: &content,
-            queue: compiled.as_ref().and_then(|c| c.queue.as_deref()),
+            queue: compiled.and_then(|c| c.queue.as_deref()),
             inputs: &inputs,
+            compiled: encoded.as_deref(),
             original: original.map(|(uuid, kind)| (uuid, kind.as_str())),
-            status: RunStatus::Created,
-            now: self.services.now(),
+            status,
+            now: created_at,
             pipeline,
         };
         let row = runs::insert(&self.services.db, &new).await?;
         tracing::info!(run.id = %row.uuid, project.name = %project.name, "created run {}", row.uuid);
         self.announce(&row).await;
-        Ok(to_dto(row))
+        Ok(row)
+    }
+
+    /// Compiles and stores the spec of the runs submitted before specs were
+    /// stored (a database migrated from an earlier Trellis), so execution
+    /// and pipelines read one compiled value. A spec that no longer
+    /// compiles is left without one: its run fails with the compiler's
+    /// message if it is ever executed. How many were stored.
+    pub async fn store_missing_specs(&self) -> ServiceResult<usize> {
+        let mut after = 0;
+        let mut stored = 0;
+        loop {
+            let batch = runs::missing_compiled(&self.services.db, after, 200).await?;
+            let Some(last) = batch.last() else {
+                return Ok(stored);
+            };
+            after = last.id;
+            for row in &batch {
+                match compile_stored(row) {
+                    Ok(text) => {
+                        runs::set_compiled(&self.services.db, row.id, &text).await?;
+                        stored += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(run.id = %row.uuid, "the spec of run {} no longer compiles: {error}", row.uuid);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run `row`'s compiled spec, as stored at submission.
+    pub(crate) async fn stored_spec(&self, row: &RunRow) -> ServiceResult<StoredSpec> {
+        let text = runs::compiled(&self.services.db, row.id)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::invalid("content", "the run has no compiled spec stored")
+            })?;
+        StoredSpec::decode(&text).map_err(|e| ServiceError::invalid("content", e))
     }
 
     /// Announces a new run's first status to live streams and the scheduler.
@@ -531,7 +601,7 @@ impl Runs<'_> {
     /// Appends captured output lines to a run (its executor's call).
     pub async fn append_logs(&self, at: RunRef<'_>, lines: &[LogLine]) -> ServiceResult<()> {
         let row = self.load(at).await?;
-        self.append_logs_of(&row, lines).await
+        self.append_logs_to(&row, lines).await
     }
 
     /// A run's status and its conditions, oldest first.
@@ -596,7 +666,7 @@ impl Runs<'_> {
     /// when it does not: the run is gone, or it moved somewhere `next`
     /// cannot follow (a stop got there first, say). For the scheduler and
     /// executors, which act on runs they found rather than on a request.
-    pub async fn advance(
+    pub(crate) async fn advance(
         &self,
         uuid: uuid::Uuid,
         next: RunStatus,
@@ -610,7 +680,7 @@ impl Runs<'_> {
     /// now: a client that reports when its run really ended (MLflow's
     /// `set_terminated(end_time=...)`, an importer of historical runs). The
     /// status history still records when Trellis learnt of the change.
-    pub async fn advance_at(
+    pub(crate) async fn advance_at(
         &self,
         uuid: uuid::Uuid,
         next: RunStatus,
@@ -628,7 +698,7 @@ impl Runs<'_> {
     /// to `next`, in one transaction: what the scheduler does for a
     /// submitted job (`compiled`, then `queued`), without a transaction and
     /// a read per step. Only `next` is announced as an event.
-    pub async fn advance_via(
+    pub(crate) async fn advance_via(
         &self,
         uuid: uuid::Uuid,
         via: &[(RunStatus, &str)],
@@ -645,7 +715,7 @@ impl Runs<'_> {
 
     /// [`Runs::advance`], writing `outbox` for the work queue in the same
     /// transaction as the change.
-    pub async fn advance_with(
+    pub(crate) async fn advance_with(
         &self,
         uuid: uuid::Uuid,
         next: RunStatus,
@@ -684,7 +754,7 @@ impl Runs<'_> {
     /// Sends run `uuid` back to wait for a slot: `retrying` (with `reason`
     /// and `message`), then `queued`. `false` if the lifecycle refused (the
     /// run moved on meanwhile, a stop say).
-    pub async fn requeue(
+    pub(crate) async fn requeue(
         &self,
         uuid: uuid::Uuid,
         reason: &str,
@@ -708,27 +778,23 @@ impl Runs<'_> {
             .is_some())
     }
 
-    /// How many times `run` was sent back to the queue after a failed
-    /// attempt (its `retrying` conditions).
-    pub async fn retries_of(&self, run: &RunRow) -> ServiceResult<u32> {
-        let count = runs::count_conditions(&self.services.db, run.id, RunStatus::Retrying).await?;
-        Ok(u32::try_from(count).unwrap_or(u32::MAX))
-    }
-
-    /// Run `uuid` as stored, if it exists.
-    pub async fn row_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunRow>> {
-        Ok(runs::find_any(&self.services.db, uuid).await?)
+    /// The handle executors report through, for run `uuid` if it exists.
+    pub async fn handle(
+        &self,
+        uuid: uuid::Uuid,
+    ) -> ServiceResult<Option<crate::execution::RunHandle>> {
+        crate::execution::RunHandle::find(self.services, uuid).await
     }
 
     /// The current status of run `uuid`, if it exists.
-    pub async fn status_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunStatus>> {
+    pub(crate) async fn status_of(&self, uuid: uuid::Uuid) -> ServiceResult<Option<RunStatus>> {
         Ok(runs::find_any(&self.services.db, uuid)
             .await?
             .map(|r| r.status))
     }
 
     /// The runs in `statuses`, least recently changed first.
-    pub async fn in_statuses(
+    pub(crate) async fn in_statuses(
         &self,
         statuses: &[RunStatus],
         limit: u32,
@@ -738,7 +804,11 @@ impl Runs<'_> {
 
     /// Appends captured output to `run` (an executor's call) and announces
     /// the new end of its log.
-    pub async fn append_logs_of(&self, run: &RunRow, lines: &[LogLine]) -> ServiceResult<()> {
+    pub(crate) async fn append_logs_to(
+        &self,
+        run: &RunRow,
+        lines: &[LogLine],
+    ) -> ServiceResult<()> {
         if let Some(last) = trellis_db::logs::append(&self.services.db, run.id, lines).await? {
             self.services
                 .events
@@ -857,6 +927,21 @@ impl<'a> Change<'a> {
     }
 }
 
+/// What submission would have stored for `row`: its spec compiled with
+/// its resolved inputs and the globals known then.
+fn compile_stored(row: &RunRow) -> Result<String, spec::SpecError> {
+    let globals = Globals {
+        uuid: Some(row.uuid.simple().to_string()),
+        name: row.name.clone(),
+        owner_name: Some(row.owner.clone()),
+        project_name: Some(row.project.clone()),
+        ..Globals::default()
+    };
+    let params = row.inputs.clone().into_iter().collect();
+    let compiled = spec::compile(&row.content, None, &NoFiles, &params, &globals)?;
+    StoredSpec::new(compiled, &row.content)?.encode()
+}
+
 fn contended() -> ServiceError {
     ServiceError::Conflict("the run's status kept changing concurrently; try again".to_owned())
 }
@@ -886,20 +971,8 @@ fn check_coordinates(at: RunRef<'_>, input: &api::PostStatus) -> ServiceResult<(
 }
 
 impl Runs<'_> {
-    /// Records that `executor` runs `run` (as process `pid`) and is alive.
-    /// `false` once the run is done.
-    pub async fn heartbeat(
-        &self,
-        run: &RunRow,
-        executor: &str,
-        pid: Option<i32>,
-    ) -> ServiceResult<bool> {
-        let now = self.services.now();
-        Ok(runs::heartbeat(&self.services.db, run.id, executor, pid.map(i64::from), now).await?)
-    }
-
     /// Active runs whose executor has been silent for longer than `quiet`.
-    pub async fn silent(
+    pub(crate) async fn silent(
         &self,
         statuses: &[RunStatus],
         quiet: std::time::Duration,

@@ -40,7 +40,7 @@ impl Tracking<'_> {
 
     /// Stores `batch` for `run` after checking it against MLflow's rules.
     /// A param logged before with another value refuses the whole batch.
-    pub async fn log_batch(&self, run: &RunRow, mut batch: Batch) -> ServiceResult<()> {
+    pub(crate) async fn log_batch(&self, run: &RunRow, mut batch: Batch) -> ServiceResult<()> {
         rules::check_batch("metrics", batch.metrics.len(), MAX_METRICS_PER_BATCH)
             .map_err(invalid("metrics"))?;
         rules::check_batch(
@@ -155,7 +155,7 @@ impl Tracking<'_> {
 
     /// System metrics sampled by an executor for `run` (keys under
     /// [`SYSTEM_METRIC_PREFIX`]).
-    pub async fn log_system_metrics(
+    pub(crate) async fn log_system_metrics(
         &self,
         run: &RunRow,
         metrics: Vec<NewPoint>,

@@ -1,10 +1,12 @@
 //! Distributed execution: the outbox relay (scheduler side) and the worker.
 //!
-//! The scheduler writes "start" messages into the outbox in the same
-//! transaction as `scheduled` ([`crate::scheduler::Dispatch::Queue`]);
+//! The scheduler's work-queue executor writes "start" messages into the
+//! outbox in the same transaction as `scheduled`
+//! ([`crate::execution::workers::WorkQueueExecutor`]);
 //! [`relay`] publishes them to RabbitMQ, waiting for each confirm before
 //! deleting the row, so a crash in between publishes a message twice rather
-//! than never. A [`Worker`] consumes them: it executes a run only if it is
+//! than never. A [`Worker`] consumes them with a local executor
+//! ([`crate::execution::local::LocalExecutor`]): it executes a run only if it is
 //! still `scheduled` (the guarded `scheduled → starting` change lets exactly
 //! one worker win), and acknowledges the delivery only after the run's
 //! outcome is committed. A worker killed mid-run leaves its run silent; the
@@ -18,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use trellis_domain::lifecycle::RunStatus;
 use trellis_queue::{Delivery, WorkQueue};
 
-use crate::scheduler::{SchedulerConfig, StartMessage, execute};
+use crate::execution::RunHandle;
+use crate::execution::local::{LocalConfig, LocalExecutor};
+use crate::execution::workers::StartMessage;
 use crate::{ServiceError, ServiceResult, Services};
 
 /// Outbox rows read per pass.
@@ -60,22 +64,27 @@ pub async fn relay_once(services: &Services, queue: &WorkQueue) -> ServiceResult
 /// A worker process: executes the runs it receives from the work queue.
 pub struct Worker {
     services: Services,
-    config: Arc<SchedulerConfig>,
+    executor: LocalExecutor,
+    /// At most this many runs at once.
+    concurrency: u32,
     queue: Arc<WorkQueue>,
     shutdown: CancellationToken,
 }
 
 impl Worker {
-    /// A worker executing at most `config.concurrency` runs at once.
+    /// A worker executing at most `concurrency` runs at once as `config`
+    /// says.
     pub fn new(
         services: Services,
-        config: SchedulerConfig,
+        config: LocalConfig,
+        concurrency: u32,
         queue: Arc<WorkQueue>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
+            executor: LocalExecutor::new(services.clone(), config, shutdown.clone()),
             services,
-            config: Arc::new(config),
+            concurrency,
             queue,
             shutdown,
         }
@@ -84,17 +93,14 @@ impl Worker {
     /// Consumes until shutdown, then stops its runs (handing them back to
     /// the queue) and waits for them.
     pub async fn run(self) -> ServiceResult<()> {
-        let prefetch = u16::try_from(self.config.concurrency).unwrap_or(u16::MAX);
+        let id = self.executor.config().executor_id.clone();
+        let prefetch = u16::try_from(self.concurrency).unwrap_or(u16::MAX);
         let mut deliveries = self
             .queue
-            .consume(&self.config.executor_id, prefetch)
+            .consume(&id, prefetch)
             .await
             .map_err(|e| ServiceError::Dependency(e.to_string()))?;
-        tracing::info!(
-            worker = %self.config.executor_id,
-            "worker {} is consuming with concurrency {prefetch}",
-            self.config.executor_id
-        );
+        tracing::info!(worker = %id, "worker {id} is consuming with concurrency {prefetch}");
         let mut tasks = JoinSet::new();
         let outcome = loop {
             tokio::select! {
@@ -105,8 +111,7 @@ impl Worker {
                     Some(Ok(delivery)) => {
                         tasks.spawn(handle(
                             self.services.clone(),
-                            self.config.clone(),
-                            self.shutdown.clone(),
+                            self.executor.clone(),
                             delivery,
                         ));
                     }
@@ -126,20 +131,15 @@ impl Worker {
 
 /// Executes the run a delivery names, if it is still waiting for an
 /// executor, then acknowledges the delivery.
-async fn handle(
-    services: Services,
-    config: Arc<SchedulerConfig>,
-    shutdown: CancellationToken,
-    delivery: Delivery,
-) {
+async fn handle(services: Services, executor: LocalExecutor, delivery: Delivery) {
     match serde_json::from_slice::<StartMessage>(delivery.payload()) {
         Err(error) => {
             // A message no worker can read would come back forever.
             tracing::warn!(error = %error, "dropping an unreadable work message: {error}");
         }
-        Ok(StartMessage { run }) => match services.runs().row_of(run).await {
-            Ok(Some(row)) if row.status == RunStatus::Scheduled => {
-                execute(services.clone(), config, shutdown, row).await;
+        Ok(StartMessage { run }) => match RunHandle::find(&services, run).await {
+            Ok(Some(run)) if run.status() == RunStatus::Scheduled => {
+                executor.execute(run).await;
             }
             // Done, taken by another worker, or deleted: nothing to do.
             Ok(_) => {}

@@ -133,9 +133,15 @@ pub struct SchedulerArgs {
     /// At most this many runs execute at once, across all workers.
     #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
-    /// A named queue, as for `trellis server --queue`.
+    /// A named queue, as for `trellis server --queue`. Queues go to the
+    /// workers unless bound elsewhere: `name=2@local` runs them as processes
+    /// on the scheduler's host, `name=2@kubernetes` leaves them to an agent.
     #[arg(long = "queue", env = "TRELLIS_QUEUES", value_delimiter = ',', value_parser = parse_queue_arg)]
     pub queues: Vec<(String, QueueLimits)>,
+    /// The API's URL, given to runs of `@local` queues as TRELLIS_HOST and
+    /// MLFLOW_TRACKING_URI.
+    #[arg(long, env = "TRELLIS_HOST", default_value = "http://127.0.0.1:8000")]
+    pub api_url: String,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
     #[command(flatten)]
@@ -234,8 +240,10 @@ pub struct ServerArgs {
     #[arg(long, env = "TRELLIS_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: u32,
     /// A named queue runs may ask for with `queue:`, as
-    /// `name=concurrency[:priority]` (`gpu=2:10`); repeatable. Higher
-    /// priorities start first. `default` always exists.
+    /// `name=concurrency[:priority][@executor]` (`gpu=2:10`); repeatable.
+    /// Higher priorities start first. `default` always exists. The server
+    /// executes its queues locally; a queue bound to `workers` or
+    /// `kubernetes` waits for the process that hosts that executor.
     #[arg(long = "queue", env = "TRELLIS_QUEUES", value_delimiter = ',', value_parser = parse_queue_arg)]
     pub queues: Vec<(String, QueueLimits)>,
     /// The compiled dashboard built by cargo-leptos. Default:

@@ -49,6 +49,7 @@ async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
             content: "run:\n  kind: job\n",
             queue: None,
             inputs: &serde_json::Map::new(),
+            compiled: None,
             original: None,
             status: RunStatus::Created,
             now: t(at),
@@ -350,14 +351,22 @@ async fn a_status_change_writes_its_outbox_message_in_the_same_transaction(db: D
 
 async fn queues_upsert_list_and_delete(db: Db) {
     use trellis_db::queues::{self, QueueRow};
-    let gpu = |concurrency, priority| QueueRow {
+    use trellis_domain::scheduling::ExecutorName;
+    let gpu = |concurrency, priority, executor| QueueRow {
         name: "gpu".into(),
         concurrency,
         priority,
+        executor,
     };
-    queues::upsert(&db, &gpu(2, 5), t(1)).await.unwrap();
-    queues::upsert(&db, &gpu(3, -1), t(2)).await.unwrap();
-    assert_eq!(queues::list(&db).await.unwrap(), [gpu(3, -1)]);
+    queues::upsert(&db, &gpu(2, 5, None), t(1)).await.unwrap();
+    assert_eq!(queues::list(&db).await.unwrap(), [gpu(2, 5, None)]);
+    queues::upsert(&db, &gpu(3, -1, Some(ExecutorName::Workers)), t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        queues::list(&db).await.unwrap(),
+        [gpu(3, -1, Some(ExecutorName::Workers))]
+    );
     let p = project(&db, "p").await;
     run(&db, p.id, "a", 0).await;
     run(&db, p.id, "b", 1).await;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use serde_yaml::Value;
 
@@ -18,7 +18,7 @@ use crate::run::RunKind;
 
 /// What a compiled Polyaxonfile becomes: everything the scheduler and the
 /// run record need, with params resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompiledRun {
     pub kind: RunKind,
     pub name: Option<String>,
@@ -38,7 +38,7 @@ pub struct CompiledRun {
     /// The main container after templating, for jobs and services.
     pub container: Option<ContainerSpec>,
     /// The ports a service listens on (`run.ports`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
     /// The operations of a DAG, in a valid execution order.
     pub dag_order: Vec<String>,
@@ -51,7 +51,7 @@ pub struct CompiledRun {
 }
 
 /// One `init` step, as the local executor performs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InitStep {
     /// Clone `url` (at `revision`) into `path`, or a folder named after the repository.
@@ -72,7 +72,7 @@ pub enum InitStep {
 }
 
 /// A param passed by reference.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParamRef {
     #[serde(rename = "ref")]
     pub reference: String,
@@ -80,14 +80,14 @@ pub struct ParamRef {
 }
 
 /// The matrix of an operation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixSummary {
     pub kind: String,
     pub params: Vec<String>,
 }
 
 /// The main container of a job or service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub image: Option<String>,
     pub command: Vec<String>,

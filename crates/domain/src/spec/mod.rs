@@ -14,6 +14,7 @@ pub mod compile;
 mod error;
 pub mod pipeline;
 pub mod raw;
+pub mod stored;
 mod template;
 mod types;
 
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 pub use compile::{CompiledRun, Globals, InitStep, NoFiles, Resolver};
 pub use error::{SpecError, locate};
 use serde_json::Value as Json;
+pub use stored::StoredSpec;
 
 use crate::pql::closest;
 

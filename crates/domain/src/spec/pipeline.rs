@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use serde_yaml::{Mapping, Value};
 
@@ -21,7 +22,7 @@ use super::{SpecError, parse_raw};
 use crate::dag::{Op, Trigger};
 
 /// The matrix of an operation and the file its trials run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sweep {
     pub matrix: RawMatrix,
     /// The operation without `matrix`; each trial adds its params.
@@ -45,7 +46,7 @@ pub fn sweep(content: &str) -> Result<Option<Sweep>, SpecError> {
 }
 
 /// One operation of a dag.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DagOp {
     pub name: String,
     pub op: Op,
@@ -58,7 +59,7 @@ pub struct DagOp {
 }
 
 /// The operations of a dag and how many may run at once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DagPlan {
     pub ops: Vec<DagOp>,
     pub concurrency: Option<usize>,

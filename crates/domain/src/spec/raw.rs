@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 /// A component or an operation: the top of a Polyaxonfile.
@@ -266,7 +266,7 @@ pub struct RawArtifactsInit {
 }
 
 /// `matrix:` of an operation; keys depend on `kind`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMatrix {
     pub kind: Option<String>,
@@ -288,7 +288,7 @@ pub struct RawMatrix {
 }
 
 /// A search-space generator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawGenerator {
     pub kind: Option<String>,
@@ -296,7 +296,7 @@ pub struct RawGenerator {
 }
 
 /// Hyperband's resource.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawResource {
     pub name: String,
@@ -305,7 +305,7 @@ pub struct RawResource {
 }
 
 /// The metric an optimizer or early stopping reads.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMetric {
     pub name: String,
@@ -313,7 +313,7 @@ pub struct RawMetric {
 }
 
 /// Bayes' utility function.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawUtilityFunction {
     pub acquisition_function: Option<String>,
@@ -325,7 +325,7 @@ pub struct RawUtilityFunction {
 }
 
 /// Bayes' Gaussian process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawGaussianProcess {
     pub kernel: Option<String>,
@@ -335,7 +335,7 @@ pub struct RawGaussianProcess {
 }
 
 /// One early-stopping rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEarlyStopping {
     pub kind: Option<String>,
@@ -347,7 +347,7 @@ pub struct RawEarlyStopping {
 }
 
 /// The policy of a metric early-stopping rule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawStoppingPolicy {
     pub kind: Option<String>,

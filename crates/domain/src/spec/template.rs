@@ -37,6 +37,36 @@ pub fn render(text: &str, scope: &Scope<'_>) -> Result<String, String> {
     Ok(out)
 }
 
+/// Renders only the `{{ globals.* }}` templates in `text` whose values
+/// `globals` knows, leaving every other template as written: what
+/// execution fills in once paths and ports are known, in a spec compiled
+/// at submission.
+pub fn render_globals(text: &str, globals: &Globals) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            // Compilation refused unclosed templates; keep the text as is.
+            out.push_str(&rest[open..]);
+            return Ok(out);
+        };
+        let expression = after[..close].trim();
+        let value = match expression.strip_prefix("globals.") {
+            Some(global) => global_value(global, globals)?,
+            None => None,
+        };
+        match value {
+            Some(value) => out.push_str(&value),
+            None => out.push_str(&rest[open..open + 2 + close + 2]),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// The text of `expression`, `None` when it is deferred.
 fn lookup(expression: &str, scope: &Scope<'_>) -> Result<Option<String>, String> {
     if let Some(global) = expression.strip_prefix("globals.") {
@@ -175,5 +205,26 @@ mod tests {
                 .contains("did you mean `globals.uuid`")
         );
         assert!(render("{{ lr", &scope).is_err());
+    }
+
+    #[test]
+    fn late_globals_fill_in_and_everything_else_stays_as_written() {
+        let globals = Globals {
+            run_outputs_path: Some("/data/runs/u/outputs".into()),
+            ports: vec![40_001, 40_002],
+            ..Globals::default()
+        };
+        assert_eq!(
+            render_globals(
+                "--out={{ globals.run_outputs_path }} --port={{globals.ports[1]}} --lr={{ lr }} {{ globals.base_url }}",
+                &globals
+            )
+            .unwrap(),
+            "--out=/data/runs/u/outputs --port=40002 --lr={{ lr }} {{ globals.base_url }}"
+        );
+        assert_eq!(
+            render_globals("{{ unclosed", &globals).unwrap(),
+            "{{ unclosed"
+        );
     }
 }

@@ -1,0 +1,186 @@
+//! One run, as executors (and the scheduler's tests) act on it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use trellis_db::runs::RunRow;
+use trellis_db::tracking::NewPoint;
+use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::logs::LogLine;
+use trellis_domain::run::RunKind;
+use trellis_domain::spec::StoredSpec;
+use uuid::Uuid;
+
+use crate::{ServiceError, ServiceResult, Services};
+
+/// What an executor is given to execute: the run's identity and what it
+/// asked for.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub uuid: Uuid,
+    pub name: Option<String>,
+    pub owner: String,
+    pub project: String,
+    pub project_id: i64,
+    pub kind: Option<RunKind>,
+    pub status: RunStatus,
+    /// Who executed it last (`local:<host>`, `worker:<id>`), and its
+    /// process there.
+    pub executor: Option<String>,
+    pub pid: Option<i64>,
+}
+
+/// A handle on one stored run: every report an executor makes goes
+/// through it, so the same rules (the lifecycle's guarded changes, log
+/// cursors, the events announcing each) hold whoever executes.
+#[derive(Clone)]
+pub struct RunHandle {
+    services: Services,
+    row: RunRow,
+}
+
+impl RunHandle {
+    pub(crate) fn new(services: Services, row: RunRow) -> Self {
+        Self { services, row }
+    }
+
+    /// The handle of run `uuid`, if it exists.
+    pub async fn find(services: &Services, uuid: Uuid) -> ServiceResult<Option<Self>> {
+        Ok(trellis_db::runs::find_any(&services.db, uuid)
+            .await?
+            .map(|row| Self::new(services.clone(), row)))
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        self.row.uuid
+    }
+
+    /// The run's status as last read or changed through this handle.
+    pub fn status(&self) -> RunStatus {
+        self.row.status
+    }
+
+    /// The run as an executor sees it.
+    pub fn assignment(&self) -> Assignment {
+        assignment(&self.row)
+    }
+
+    /// Its spec, compiled once at submission; what is known only at
+    /// execution is filled in with [`StoredSpec::for_execution`].
+    pub async fn spec(&self) -> ServiceResult<StoredSpec> {
+        self.services.runs().stored_spec(&self.row).await
+    }
+
+    /// The status stored now; `None` once the run is deleted.
+    pub async fn current_status(&self) -> ServiceResult<Option<RunStatus>> {
+        Ok(trellis_db::runs::find_any(&self.services.db, self.row.uuid)
+            .await?
+            .map(|r| r.status))
+    }
+
+    /// Moves the run to `next` if the lifecycle allows it from where it is
+    /// now; `false` when it does not (it was stopped meanwhile, say).
+    pub async fn advance(
+        &mut self,
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+    ) -> ServiceResult<bool> {
+        match self
+            .services
+            .runs()
+            .advance(self.row.uuid, next, reason, message)
+            .await?
+        {
+            Some(row) => {
+                self.row = row;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Back to the queue: `retrying`, then `queued`; `false` if the
+    /// lifecycle refused.
+    pub async fn requeue(&self, reason: &str, message: &str) -> ServiceResult<bool> {
+        self.services
+            .runs()
+            .requeue(self.row.uuid, reason, message)
+            .await
+    }
+
+    /// How many times the run was sent back to the queue after a failed
+    /// attempt (its `retrying` conditions).
+    pub async fn retries(&self) -> ServiceResult<u32> {
+        let count =
+            trellis_db::runs::count_conditions(&self.services.db, self.row.id, RunStatus::Retrying)
+                .await?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+
+    /// Appends captured output and announces the new end of the log.
+    pub async fn append_logs(&self, lines: &[LogLine]) -> ServiceResult<()> {
+        self.services.runs().append_logs_to(&self.row, lines).await
+    }
+
+    /// Records that `executor` runs it (as process `pid`) and is alive;
+    /// `false` once the run is done.
+    pub async fn heartbeat(&self, executor: &str, pid: Option<i32>) -> ServiceResult<bool> {
+        let now = self.services.now();
+        Ok(trellis_db::runs::heartbeat(
+            &self.services.db,
+            self.row.id,
+            executor,
+            pid.map(i64::from),
+            now,
+        )
+        .await?)
+    }
+
+    /// Records resource use sampled by the executor (`system/*` metrics).
+    pub async fn log_usage(&self, points: Vec<NewPoint>) -> ServiceResult<()> {
+        self.services
+            .tracking()
+            .log_system_metrics(&self.row, points)
+            .await
+    }
+
+    /// Records where the service's declared ports listen (declared port →
+    /// address), for [`super::Executor::address`] and the workspace proxy.
+    pub async fn record_endpoints(
+        &self,
+        endpoints: &BTreeMap<u16, SocketAddr>,
+    ) -> ServiceResult<()> {
+        let text = serde_json::to_string(endpoints)
+            .map_err(|e| ServiceError::Dependency(format!("encoding endpoints: {e}")))?;
+        trellis_db::runs::set_endpoints(&self.services.db, self.row.id, Some(&text)).await?;
+        Ok(())
+    }
+
+    /// What [`RunHandle::record_endpoints`] recorded last.
+    pub async fn endpoints(&self) -> ServiceResult<BTreeMap<u16, SocketAddr>> {
+        match trellis_db::runs::endpoints(&self.services.db, self.row.id).await? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| {
+                ServiceError::Dependency(format!(
+                    "the endpoints stored for run {} do not read: {e}",
+                    self.row.uuid
+                ))
+            }),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+}
+
+pub(crate) fn assignment(row: &RunRow) -> Assignment {
+    Assignment {
+        uuid: row.uuid,
+        name: row.name.clone(),
+        owner: row.owner.clone(),
+        project: row.project.clone(),
+        project_id: row.project_id,
+        kind: row.kind,
+        status: row.status,
+        executor: row.executor.clone(),
+        pid: row.pid,
+    }
+}

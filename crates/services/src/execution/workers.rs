@@ -1,0 +1,71 @@
+//! The work-queue executor: runs go to `trellis worker`s. Starting a run
+//! writes a "start" message into the outbox in the same transaction as
+//! `scheduled`; the relay ([`crate::worker::relay`]) publishes it to
+//! RabbitMQ and a [`crate::worker::Worker`] executes it with its own
+//! [`super::local::LocalExecutor`].
+
+use trellis_db::runs::OutboxMessage;
+use trellis_domain::lifecycle::RunStatus;
+use trellis_domain::scheduling::ExecutorName;
+use uuid::Uuid;
+
+use super::{Assignment, Executor};
+use crate::{ServiceError, ServiceResult, Services};
+
+/// The outbox topic of "start this run" messages.
+pub const START_TOPIC: &str = "run.start";
+
+/// The body of a "start this run" message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StartMessage {
+    pub run: Uuid,
+}
+
+/// Hands runs to the workers; see the module documentation.
+#[derive(Clone)]
+pub struct WorkQueueExecutor {
+    services: Services,
+}
+
+impl WorkQueueExecutor {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for WorkQueueExecutor {
+    fn name(&self) -> ExecutorName {
+        ExecutorName::Workers
+    }
+
+    async fn start(&self, run: Uuid) -> ServiceResult<bool> {
+        let payload = serde_json::to_string(&StartMessage { run })
+            .map_err(|e| ServiceError::Dependency(e.to_string()))?;
+        let outbox = OutboxMessage {
+            topic: START_TOPIC,
+            payload: &payload,
+        };
+        Ok(self
+            .services
+            .runs()
+            .advance_with(
+                run,
+                RunStatus::Scheduled,
+                "Scheduled",
+                Some("Sent to the work queue"),
+                Some(outbox),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Workers outlive a restarted scheduler: their runs carry on, and a
+    /// run whose worker died is found by its missing heartbeats.
+    async fn recover(&self, _left: Vec<Assignment>) -> ServiceResult<usize> {
+        Ok(0)
+    }
+
+    /// Nothing executes in this process.
+    async fn drain(&self) {}
+}

@@ -1,0 +1,6 @@
+-- Queues bind to an executor (NULL: the scheduler's default); runs keep
+-- their compiled spec (versioned JSON, written at submission) and where a
+-- service's declared ports listen (JSON: declared port -> address).
+ALTER TABLE queues ADD COLUMN executor TEXT;
+ALTER TABLE runs ADD COLUMN compiled TEXT;
+ALTER TABLE runs ADD COLUMN endpoints TEXT;

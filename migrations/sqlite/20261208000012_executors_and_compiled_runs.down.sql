@@ -1,0 +1,3 @@
+ALTER TABLE runs DROP COLUMN endpoints;
+ALTER TABLE runs DROP COLUMN compiled;
+ALTER TABLE queues DROP COLUMN executor;
