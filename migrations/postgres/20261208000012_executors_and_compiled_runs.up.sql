@@ -4,3 +4,6 @@
 ALTER TABLE queues ADD COLUMN executor TEXT;
 ALTER TABLE runs ADD COLUMN compiled TEXT;
 ALTER TABLE runs ADD COLUMN endpoints TEXT;
+-- What the scheduler reads every tick: runs by status, oldest change first
+-- (without it each tick scans the whole table).
+CREATE INDEX runs_status_idx ON runs (status, updated_at, id);

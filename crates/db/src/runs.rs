@@ -320,6 +320,125 @@ pub async fn in_statuses(db: &Db, statuses: &[RunStatus], limit: u32) -> DbResul
     Ok(rows)
 }
 
+/// What the scheduler reads of a run each tick: no spec, params or
+/// outputs, so a tick over many waiting runs decodes little.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulingRow {
+    pub id: i64,
+    pub uuid: Uuid,
+    pub project_id: i64,
+    pub kind: Option<RunKind>,
+    pub status: RunStatus,
+    /// The queue its spec asked for; `None` is the default queue.
+    pub queue: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub timing: Timing,
+    /// Whether it has a spec (a run tracked from outside has none).
+    pub has_spec: bool,
+    /// Who executes it, as it last reported.
+    pub executor: Option<String>,
+}
+
+/// The columns [`decode_scheduling`] reads.
+const SCHEDULING_SELECT: &str = "SELECT id, uuid, project_id, kind, status, queue, updated_at,
+        created_at, started_at, finished_at, wait_time, duration,
+        CASE WHEN content = '' THEN 0 ELSE 1 END AS has_spec, executor FROM runs";
+
+fn decode_scheduling<R>(row: &R) -> DbResult<SchedulingRow>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i32: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Uuid: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    let status =
+        status.parse().map_err(
+            |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
+                column: "runs.status",
+                message: e.to_string(),
+            },
+        )?;
+    let kind: Option<String> = row.try_get("kind")?;
+    let kind = kind
+        .map(|k| k.parse::<RunKind>())
+        .transpose()
+        .map_err(|e| DbError::Corrupt {
+            column: "runs.kind",
+            message: e.to_string(),
+        })?;
+    let has_spec: i32 = row.try_get("has_spec")?;
+    Ok(SchedulingRow {
+        id: row.try_get("id")?,
+        uuid: row.try_get("uuid")?,
+        project_id: row.try_get("project_id")?,
+        kind,
+        status,
+        queue: row.try_get("queue")?,
+        updated_at: row.try_get("updated_at")?,
+        timing: Timing {
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            wait_time: row.try_get("wait_time")?,
+            duration: row.try_get("duration")?,
+        },
+        has_spec: has_spec == 1,
+        executor: row.try_get("executor")?,
+    })
+}
+
+/// Up to `limit` runs in `statuses`, least recently changed first, as the
+/// scheduler reads them.
+pub async fn scheduling(
+    db: &Db,
+    statuses: &[RunStatus],
+    limit: u32,
+) -> DbResult<Vec<SchedulingRow>> {
+    let sql = format!(
+        "{SCHEDULING_SELECT} WHERE status IN ({}) ORDER BY updated_at, id LIMIT ${}",
+        bind_list(statuses.len(), 1),
+        statuses.len() + 1
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter()
+            .map(decode_scheduling)
+            .collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
+/// How many runs that execute (pipeline controllers do not) are in
+/// `statuses`, by queue (`None`: the default queue).
+pub async fn executing_by_queue(
+    db: &Db,
+    statuses: &[RunStatus],
+) -> DbResult<Vec<(Option<String>, i64)>> {
+    let sql = format!(
+        "SELECT queue, COUNT(*) FROM runs WHERE status IN ({})
+           AND (kind IS NULL OR kind NOT IN ('matrix', 'dag'))
+         GROUP BY queue",
+        bind_list(statuses.len(), 1)
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query_as(AssertSqlSafe(sql.clone()));
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        query.fetch_all(pool).await?
+    });
+    Ok(rows)
+}
+
 /// `$first, $first+1, …` for `count` values bound one by one: only the
 /// list's length reaches the SQL text, never a value.
 pub(crate) fn bind_list(count: usize, first: usize) -> String {
@@ -708,6 +827,16 @@ pub struct StatusChange<'a> {
     /// change (`compiled` on the way to `queued`), each with its reason:
     /// their conditions are written before `next`'s, in one transaction.
     pub passing: &'a [(RunStatus, &'a str)],
+    /// The executor taking the run with this change, recorded with it (as
+    /// a heartbeat would) in the same update.
+    pub claim: Option<Claim<'a>>,
+}
+
+/// An executor recording that it runs a run (as process `pid`, once known).
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub executor: &'a str,
+    pub pid: Option<i64>,
 }
 
 /// A message to publish once the change that produced it is committed.
@@ -721,28 +850,48 @@ pub struct OutboxMessage<'a> {
 /// Returns whether it applied; `false` means another change won the race and
 /// the caller should re-read and decide again.
 pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
+    let applied = set_statuses(db, std::slice::from_ref(change)).await?;
+    Ok(applied.first().copied().unwrap_or(false))
+}
+
+/// Stores several status changes (of different runs) in one transaction,
+/// each guarded as [`set_status`]'s: which applied, in order. A change
+/// that lost its race is skipped; the others still apply.
+pub async fn set_statuses(db: &Db, changes: &[StatusChange<'_>]) -> DbResult<Vec<bool>> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
     let applied = with_pool!(db, |pool| {
         // The guarded UPDATE is the transaction's first statement so that
         // SQLite takes its write lock at once instead of failing to upgrade a
         // read lock later.
         let mut tx = pool.begin().await?;
-        let affected = sqlx::query(
-            "UPDATE runs SET status = $2, updated_at = $3, started_at = $4, finished_at = $5,
-                             wait_time = $6, duration = $7
-             WHERE id = $1 AND status = $8",
-        )
-        .bind(change.run_id)
-        .bind(change.next.as_str())
-        .bind(change.now)
-        .bind(change.timing.started_at)
-        .bind(change.timing.finished_at)
-        .bind(change.timing.wait_time)
-        .bind(change.timing.duration)
-        .bind(change.expected.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if affected == 1 {
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            let affected = sqlx::query(
+                "UPDATE runs SET status = $2, updated_at = $3, started_at = $4, finished_at = $5,
+                                 wait_time = $6, duration = $7,
+                                 executor = COALESCE($9, executor), pid = COALESCE($10, pid),
+                                 heartbeat_at = CASE WHEN $9 IS NULL THEN heartbeat_at ELSE $3 END
+                 WHERE id = $1 AND status = $8",
+            )
+            .bind(change.run_id)
+            .bind(change.next.as_str())
+            .bind(change.now)
+            .bind(change.timing.started_at)
+            .bind(change.timing.finished_at)
+            .bind(change.timing.wait_time)
+            .bind(change.timing.duration)
+            .bind(change.expected.as_str())
+            .bind(change.claim.map(|c| c.executor))
+            .bind(change.claim.and_then(|c| c.pid))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if affected != 1 {
+                applied.push(false);
+                continue;
+            }
             for (status, reason) in change.passing {
                 sqlx::query(
                     "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
@@ -774,12 +923,14 @@ pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
                     .execute(&mut *tx)
                     .await?;
             }
+            applied.push(true);
+        }
+        if applied.iter().any(|a| *a) {
             tx.commit().await?;
-            true
         } else {
             tx.rollback().await?;
-            false
         }
+        applied
     });
     Ok(applied)
 }
@@ -937,16 +1088,34 @@ pub async fn heartbeat(
 }
 
 /// Runs in `statuses` whose executor has not reported since `before`
-/// (a run that never reported counts from its last status change).
+/// (a run that never reported counts from its last status change), as the
+/// scheduler reads them.
 pub async fn silent_since(
     db: &Db,
     statuses: &[RunStatus],
     before: DateTime<Utc>,
     limit: u32,
-) -> DbResult<Vec<RunRow>> {
-    let runs = in_statuses(db, statuses, limit).await?;
-    Ok(runs
-        .into_iter()
-        .filter(|r| r.heartbeat_at.unwrap_or(r.updated_at) < before)
-        .collect())
+) -> DbResult<Vec<SchedulingRow>> {
+    let sql = format!(
+        "{SCHEDULING_SELECT} WHERE status IN ({}) AND COALESCE(heartbeat_at, updated_at) < ${}
+         ORDER BY updated_at, id LIMIT ${}",
+        bind_list(statuses.len(), 1),
+        statuses.len() + 1,
+        statuses.len() + 2
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        let rows = query
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(decode_scheduling)
+            .collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
 }

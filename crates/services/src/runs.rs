@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use trellis_api_types as api;
 use trellis_db::runs::{
-    self, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, StatusChange,
+    self, Claim, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, SchedulingRow,
+    StatusChange,
 };
 use trellis_domain::lifecycle::{Driver, RunStatus, TransitionError, transition_by};
 use trellis_domain::listing::{Page, RunSort};
@@ -694,25 +695,6 @@ impl Runs<'_> {
         self.advance_inner(uuid, change).await
     }
 
-    /// [`Runs::advance`] through the statuses `via` (each with its reason)
-    /// to `next`, in one transaction: what the scheduler does for a
-    /// submitted job (`compiled`, then `queued`), without a transaction and
-    /// a read per step. Only `next` is announced as an event.
-    pub(crate) async fn advance_via(
-        &self,
-        uuid: uuid::Uuid,
-        via: &[(RunStatus, &str)],
-        next: RunStatus,
-        reason: &str,
-        message: Option<&str>,
-    ) -> ServiceResult<Option<RunRow>> {
-        let change = Change {
-            via,
-            ..Change::to(next, Some(reason), message)
-        };
-        self.advance_inner(uuid, change).await
-    }
-
     /// [`Runs::advance`], writing `outbox` for the work queue in the same
     /// transaction as the change.
     pub(crate) async fn advance_with(
@@ -728,6 +710,84 @@ impl Runs<'_> {
             ..Change::to(next, Some(reason), message)
         };
         self.advance_inner(uuid, change).await
+    }
+
+    /// Moves run `uuid` through `via` to `next` in one transaction,
+    /// recording that `claim`'s executor takes it (its id, pid and a
+    /// heartbeat) in the same update: what an executor writes as it starts
+    /// a run.
+    pub(crate) async fn advance_claiming(
+        &self,
+        uuid: uuid::Uuid,
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        claim: Claim<'_>,
+    ) -> ServiceResult<Option<RunRow>> {
+        let change = Change {
+            via,
+            claim: Some(claim),
+            ..Change::to(next, Some(reason), message)
+        };
+        self.advance_inner(uuid, change).await
+    }
+
+    /// The same change for several runs the scheduler read, in one
+    /// transaction: the runs it applied to. A run that moved meanwhile, or
+    /// from where the lifecycle refuses the change, is left for the next
+    /// read.
+    pub(crate) async fn advance_all(
+        &self,
+        rows: &[SchedulingRow],
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+    ) -> ServiceResult<Vec<uuid::Uuid>> {
+        let now = self.services.now();
+        let change = Change {
+            via,
+            ..Change::to(next, Some(reason), message)
+        };
+        let mut planned = Vec::new();
+        let mut stored = Vec::new();
+        for row in rows {
+            let Ok(timing) = change.apply(Driver::of(row.kind), row.status, row.timing, now) else {
+                continue;
+            };
+            planned.push(row);
+            stored.push(StatusChange {
+                run_id: row.id,
+                expected: row.status,
+                next,
+                timing,
+                reason: change.reason,
+                message: change.message,
+                now,
+                outbox: None,
+                passing: via,
+                claim: None,
+            });
+        }
+        let applied = runs::set_statuses(&self.services.db, &stored).await?;
+        let mut moved = Vec::new();
+        for (row, applied) in planned.into_iter().zip(applied) {
+            if !applied {
+                continue;
+            }
+            tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
+            self.services
+                .events
+                .publish(Event::Status {
+                    run: row.uuid,
+                    project_id: row.project_id,
+                    status: next,
+                })
+                .await;
+            moved.push(row.uuid);
+        }
+        Ok(moved)
     }
 
     async fn advance_inner(
@@ -852,6 +912,7 @@ impl Runs<'_> {
             now,
             outbox: change.outbox,
             passing: change.via,
+            claim: change.claim,
         };
         if !runs::set_status(&self.services.db, &stored).await? {
             return Ok(None);
@@ -867,12 +928,18 @@ impl Runs<'_> {
             .await;
         // The guarded update changed exactly these columns of the row read:
         // no second read per transition.
-        Ok(Some(RunRow {
+        let mut changed = RunRow {
             status: next,
             timing,
             updated_at: now,
             ..row.clone()
-        }))
+        };
+        if let Some(claim) = change.claim {
+            changed.executor = Some(claim.executor.to_owned());
+            changed.pid = claim.pid.or(changed.pid);
+            changed.heartbeat_at = Some(now);
+        }
+        Ok(Some(changed))
     }
 }
 
@@ -889,6 +956,8 @@ struct Change<'a> {
     outbox: Option<OutboxMessage<'a>>,
     /// When it happened, if a client says so; else now.
     at: Option<DateTime<Utc>>,
+    /// The executor taking the run, recorded in the same update.
+    claim: Option<Claim<'a>>,
 }
 
 impl<'a> Change<'a> {
@@ -900,6 +969,7 @@ impl<'a> Change<'a> {
             message,
             outbox: None,
             at: None,
+            claim: None,
         }
     }
 
@@ -976,7 +1046,7 @@ impl Runs<'_> {
         &self,
         statuses: &[RunStatus],
         quiet: std::time::Duration,
-    ) -> ServiceResult<Vec<RunRow>> {
+    ) -> ServiceResult<Vec<SchedulingRow>> {
         let quiet = chrono::Duration::from_std(quiet).unwrap_or(chrono::Duration::MAX);
         let before = self.services.now() - quiet;
         Ok(runs::silent_since(&self.services.db, statuses, before, 10_000).await?)

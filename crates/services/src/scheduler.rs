@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use trellis_db::runs::RunRow;
+use trellis_db::runs::SchedulingRow;
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::run::RunKind;
 use trellis_domain::scheduling::{
@@ -139,12 +139,12 @@ impl Scheduler {
             .await?
         {
             // A controller has no process: it carries on from its children.
-            if is_controller(&run) {
+            if is_controller(run.kind) {
                 continue;
             }
             let executor = capacity
                 .queues
-                .get(&queue_of(&run))
+                .get(&queue_of(run.queue.as_deref()))
                 .map_or(capacity.default_executor, |limits| {
                     capacity.executor_of(limits)
                 });
@@ -165,75 +165,71 @@ impl Scheduler {
     pub async fn tick(&self) -> ServiceResult<TickOutcome> {
         let mut outcome = TickOutcome::default();
         let runs = self.services.runs();
+        let db = &self.services.db;
         outcome.requeued = self.requeue_lost().await?;
-        for run in runs
-            .in_statuses(&[RunStatus::Created, RunStatus::Resuming], 500)
-            .await?
-        {
-            if is_controller(&run) && !run.content.trim().is_empty() {
-                // A pipeline takes no slot: it starts at once and creates
-                // runs that queue like any other.
-                runs.advance_via(
-                    run.uuid,
-                    &[
-                        (RunStatus::Compiled, "Compiled"),
-                        (RunStatus::Queued, "Queued"),
-                        (RunStatus::Scheduled, "Scheduled"),
-                    ],
-                    RunStatus::Running,
-                    "Running",
-                    None,
-                )
+        let created =
+            trellis_db::runs::scheduling(db, &[RunStatus::Created, RunStatus::Resuming], 500)
                 .await?;
-                continue;
-            }
-            if !matches!(run.kind, Some(RunKind::Job | RunKind::Service))
-                || run.content.trim().is_empty()
-            {
-                continue;
-            }
-            // The spec was compiled at submission; record it and queue,
-            // in one transaction.
-            if runs
-                .advance_via(
-                    run.uuid,
-                    &[(RunStatus::Compiled, "Compiled")],
-                    RunStatus::Queued,
-                    "Queued",
-                    Some("Waiting for a free slot"),
-                )
-                .await?
-                .is_some()
-            {
-                outcome.queued.push(run.uuid);
-            }
-        }
-        let queued: Vec<RunRow> = runs
-            .in_statuses(&[RunStatus::Queued], 1000)
-            .await?
-            .into_iter()
-            .filter(|run| !is_controller(run))
+        // A pipeline takes no slot: it starts at once and creates runs that
+        // queue like any other.
+        let controllers: Vec<SchedulingRow> = created
+            .iter()
+            .filter(|run| is_controller(run.kind) && run.has_spec)
+            .cloned()
             .collect();
-        let mut active: BTreeMap<String, u32> = BTreeMap::new();
-        for run in runs.in_statuses(&RunStatus::active(), 10_000).await? {
-            if is_controller(&run) {
-                continue;
-            }
-            *active.entry(queue_of(&run)).or_default() += 1;
-        }
+        runs.advance_all(
+            &controllers,
+            &[
+                (RunStatus::Compiled, "Compiled"),
+                (RunStatus::Queued, "Queued"),
+                (RunStatus::Scheduled, "Scheduled"),
+            ],
+            RunStatus::Running,
+            "Running",
+            None,
+        )
+        .await?;
+        // The spec was compiled at submission: record it and queue, every
+        // submitted job of this tick in one transaction.
+        let jobs: Vec<SchedulingRow> = created
+            .into_iter()
+            .filter(|run| matches!(run.kind, Some(RunKind::Job | RunKind::Service)) && run.has_spec)
+            .collect();
+        outcome.queued = runs
+            .advance_all(
+                &jobs,
+                &[(RunStatus::Compiled, "Compiled")],
+                RunStatus::Queued,
+                "Queued",
+                Some("Waiting for a free slot"),
+            )
+            .await?;
+        let queued = trellis_db::runs::scheduling(db, &[RunStatus::Queued], 1000).await?;
+        let active: BTreeMap<String, u32> =
+            trellis_db::runs::executing_by_queue(db, &RunStatus::active())
+                .await?
+                .into_iter()
+                .map(|(queue, count)| {
+                    (
+                        queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+                        u32::try_from(count).unwrap_or(u32::MAX),
+                    )
+                })
+                .collect();
         let waiting: Vec<Waiting<Uuid>> = queued
             .iter()
+            .filter(|run| !is_controller(run.kind))
             .map(|run| Waiting {
                 id: run.uuid,
-                queue: Some(queue_of(run)),
+                queue: Some(queue_of(run.queue.as_deref())),
                 queued_at: run.updated_at,
             })
             .collect();
         let capacity = self.capacity(active).await?;
         // Runs that named an unknown queue wait again once it exists (it
         // was defined through the API meanwhile); the next tick plans them.
-        for run in runs.in_statuses(&[RunStatus::Unschedulable], 1000).await? {
-            let queue = queue_of(&run);
+        for run in trellis_db::runs::scheduling(db, &[RunStatus::Unschedulable], 1000).await? {
+            let queue = queue_of(run.queue.as_deref());
             if capacity.queues.contains_key(&queue) {
                 let message = format!("The queue `{queue}` is now defined");
                 runs.advance(run.uuid, RunStatus::Queued, "Queued", Some(&message))
@@ -327,7 +323,7 @@ impl Scheduler {
         let mut requeued = Vec::new();
         for run in runs.silent(&executing, self.config.lost_after).await? {
             // Another process's executor watches its own runs.
-            if is_controller(&run) || !capacity.hosts(&queue_of(&run)) {
+            if is_controller(run.kind) || !capacity.hosts(&queue_of(run.queue.as_deref())) {
                 continue;
             }
             let who = run.executor.as_deref().unwrap_or("its executor");
@@ -344,14 +340,12 @@ impl Scheduler {
     }
 }
 
-/// The queue a run waits in.
-fn queue_of(run: &RunRow) -> String {
-    run.queue
-        .clone()
-        .unwrap_or_else(|| DEFAULT_QUEUE.to_owned())
+/// The queue a run asked for (`None`: the default queue).
+fn queue_of(queue: Option<&str>) -> String {
+    queue.unwrap_or(DEFAULT_QUEUE).to_owned()
 }
 
 /// Matrix and dag runs execute nothing: [`crate::pipelines`] drives them.
-fn is_controller(run: &RunRow) -> bool {
-    matches!(run.kind, Some(RunKind::Matrix | RunKind::Dag))
+fn is_controller(kind: Option<RunKind>) -> bool {
+    matches!(kind, Some(RunKind::Matrix | RunKind::Dag))
 }

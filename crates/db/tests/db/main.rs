@@ -74,6 +74,7 @@ test_on_both_databases!(
     a_status_change_writes_its_outbox_message_in_the_same_transaction,
     queues_upsert_list_and_delete,
     heartbeats_touch_only_active_runs,
+    status_changes_apply_together_and_record_claims,
     metric_summaries_merge_across_batches,
     a_param_conflict_writes_nothing_of_its_batch,
     metric_buckets_match_their_points_across_batches,
@@ -321,6 +322,7 @@ async fn a_status_change_writes_its_outbox_message_in_the_same_transaction(db: D
             payload,
         }),
         passing: &[],
+        claim: None,
     };
     // A change that loses its guard writes no message either.
     assert!(
@@ -381,6 +383,82 @@ async fn queues_upsert_list_and_delete(db: Db) {
     assert!(queues::list(&db).await.unwrap().is_empty());
 }
 
+/// Several runs' changes in one transaction: each guarded on its own (a
+/// lost race skips that run only), a claim records the executor, its pid
+/// and a heartbeat in the same update, and the scheduler's lean reads see
+/// the result.
+async fn status_changes_apply_together_and_record_claims(db: Db) {
+    let p = project(&db, "p").await;
+    let a = run(&db, p.id, "a", 0).await;
+    let b = run(&db, p.id, "b", 1).await;
+    let change = |row: &runs::RunRow, expected, claim| StatusChange {
+        run_id: row.id,
+        expected,
+        next: RunStatus::Queued,
+        timing: row.timing,
+        reason: Some("Queued"),
+        message: None,
+        now: t(9),
+        outbox: None,
+        passing: &[(RunStatus::Compiled, "Compiled")],
+        claim,
+    };
+    let claim = runs::Claim {
+        executor: "local:h",
+        pid: Some(7),
+    };
+    // `b` is not `running`: its change loses, `a`'s applies.
+    let applied = runs::set_statuses(
+        &db,
+        &[
+            change(&a, RunStatus::Created, Some(claim)),
+            change(&b, RunStatus::Running, None),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(applied, [true, false]);
+    let found = runs::find_any(&db, a.uuid).await.unwrap().unwrap();
+    assert_eq!(found.status, RunStatus::Queued);
+    assert_eq!(found.executor.as_deref(), Some("local:h"));
+    assert_eq!(found.pid, Some(7));
+    assert_eq!(found.heartbeat_at, Some(t(9)));
+    let history: Vec<RunStatus> = runs::conditions(&db, a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        history,
+        [RunStatus::Created, RunStatus::Compiled, RunStatus::Queued]
+    );
+    assert_eq!(
+        runs::find_any(&db, b.uuid).await.unwrap().unwrap().status,
+        RunStatus::Created
+    );
+    // The scheduler's lean reads.
+    let queued = runs::scheduling(&db, &[RunStatus::Queued], 10)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!((queued[0].uuid, queued[0].has_spec), (a.uuid, true));
+    assert_eq!(queued[0].timing, found.timing);
+    assert_eq!(
+        runs::executing_by_queue(&db, &[RunStatus::Created, RunStatus::Queued])
+            .await
+            .unwrap(),
+        [(None, 2)]
+    );
+    // Nothing applies: nothing is committed, and nothing fails.
+    assert_eq!(
+        runs::set_statuses(&db, &[change(&b, RunStatus::Running, None)])
+            .await
+            .unwrap(),
+        [false]
+    );
+}
+
 async fn heartbeats_touch_only_active_runs(db: Db) {
     let p = project(&db, "p").await;
     let r = run(&db, p.id, "r", 0).await;
@@ -414,6 +492,7 @@ async fn heartbeats_touch_only_active_runs(db: Db) {
         now: t(7),
         outbox: None,
         passing: &[],
+        claim: None,
     };
     assert!(runs::set_status(&db, &done).await.unwrap());
     assert!(
@@ -639,6 +718,7 @@ async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {
                 now: t(start),
                 outbox: None,
                 passing: &[],
+                claim: None,
             },
         )
         .await
@@ -684,6 +764,7 @@ async fn a_guarded_status_change_applies_only_from_the_expected_status(db: Db) {
         now: t(1),
         outbox: None,
         passing: &[],
+        claim: None,
     };
     assert!(
         !runs::set_status(&db, &change(RunStatus::Queued, RunStatus::Scheduled))
@@ -735,6 +816,7 @@ async fn concurrent_changes_from_one_status_let_exactly_one_win(db: Db) {
                     now: t(1),
                     outbox: None,
                     passing: &[],
+                    claim: None,
                 },
             )
             .await

@@ -261,6 +261,7 @@ async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
             now: created,
             outbox: None,
             passing: &[],
+            claim: None,
         };
         assert!(runs::set_status(db, &change).await.unwrap());
     }

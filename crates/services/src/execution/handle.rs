@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use trellis_db::runs::RunRow;
+use trellis_db::runs::{Claim, RunRow};
 use trellis_db::tracking::NewPoint;
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::logs::LogLine;
@@ -90,6 +90,37 @@ impl RunHandle {
             .services
             .runs()
             .advance(self.row.uuid, next, reason, message)
+            .await?
+        {
+            Some(row) => {
+                self.row = row;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Moves the run through `via` to `next` in one transaction, recording
+    /// that `executor` runs it (as process `pid`, once known) with a
+    /// heartbeat in the same update; `false` when the lifecycle does not
+    /// allow it from where the run is now.
+    pub async fn advance_claiming(
+        &mut self,
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        executor: &str,
+        pid: Option<i32>,
+    ) -> ServiceResult<bool> {
+        let claim = Claim {
+            executor,
+            pid: pid.map(i64::from),
+        };
+        match self
+            .services
+            .runs()
+            .advance_claiming(self.row.uuid, via, next, reason, message, claim)
             .await?
         {
             Some(row) => {

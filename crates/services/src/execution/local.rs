@@ -3,7 +3,8 @@
 //! for the runs it takes from the work queue.
 //!
 //! One execution: `scheduled → starting` (guarded, so exactly one executor
-//! wins a run), the `init` steps, the process, `running` (for a service,
+//! wins a run; one transaction with `queued → scheduled` when the
+//! scheduler starts it here), the `init` steps, the process, `running` (for a service,
 //! once its first port accepts connections), output stored line by line,
 //! heartbeats and resource samples while it runs, and at the end the
 //! domain's [`execution::conclude`] decides the final status or a retry.
@@ -100,10 +101,37 @@ impl LocalExecutor {
         &self.config
     }
 
-    /// Executes `run`, which is `scheduled` for this executor, to its end
-    /// (or until it is taken away or the executor shuts down). A failure of
-    /// the executor itself fails the run, saying so.
-    pub async fn execute(&self, run: RunHandle) {
+    /// Executes `run`, which is `scheduled` for this executor (a worker's
+    /// delivery), to its end (or until it is taken away or the executor
+    /// shuts down). Nothing happens if another executor took it first or
+    /// it was stopped before it started.
+    pub async fn execute(&self, mut run: RunHandle) {
+        match self.claim(&mut run, &[]).await {
+            Ok(true) => self.execute_claimed(run).await,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(error = ?error, "cannot start run {}: {error}", run.uuid());
+            }
+        }
+    }
+
+    /// `starting` (through `via`), with this executor recorded in the same
+    /// update; `false` when the run is no longer there to take.
+    async fn claim(&self, run: &mut RunHandle, via: &[(RunStatus, &str)]) -> ServiceResult<bool> {
+        run.advance_claiming(
+            via,
+            RunStatus::Starting,
+            "Starting",
+            None,
+            &self.config.executor_id,
+            None,
+        )
+        .await
+    }
+
+    /// Runs a `starting` run this executor claimed. A failure of the
+    /// executor itself fails the run, saying so.
+    async fn execute_claimed(&self, run: RunHandle) {
         let uuid = run.uuid();
         let mut fallback = run.clone();
         if let Err(error) = self.execute_inner(run).await {
@@ -223,10 +251,6 @@ impl LocalExecutor {
             .chain(&container.args)
             .cloned()
             .collect();
-        if !run.advance(RunStatus::Starting, "Starting", None).await? {
-            return Ok(()); // stopped before it started, or another executor took it
-        }
-        run.heartbeat(&config.executor_id, None).await?;
         // Beats for the whole execution, `init` steps (a slow clone)
         // included; stops when this function returns.
         let _beating = Aborting(tokio::spawn(beat(
@@ -256,8 +280,6 @@ impl LocalExecutor {
                 return Ok(());
             }
         };
-        run.heartbeat(&config.executor_id, Some(process.pid()))
-            .await?;
         let _sampling = config.system_metrics.map(|every| {
             Aborting(tokio::spawn(sample_usage(
                 run.clone(),
@@ -275,7 +297,19 @@ impl LocalExecutor {
         let listening = endpoints.values().next().copied();
         let mut ready = listening.is_none();
         if ready {
-            run.advance(RunStatus::Running, "Running", Some(&started_by))
+            // The pid is recorded with the change (a restarted server kills
+            // an orphan by it).
+            run.advance_claiming(
+                &[],
+                RunStatus::Running,
+                "Running",
+                Some(&started_by),
+                &config.executor_id,
+                Some(process.pid()),
+            )
+            .await?;
+        } else {
+            run.heartbeat(&config.executor_id, Some(process.pid()))
                 .await?;
         }
         let mut probe = tokio::time::interval(Duration::from_millis(100));
@@ -404,15 +438,17 @@ impl Executor for LocalExecutor {
         let Some(mut handle) = RunHandle::find(&self.services, run).await? else {
             return Ok(false);
         };
-        if !handle
-            .advance(RunStatus::Scheduled, "Scheduled", None)
+        // This executor runs it at once: `scheduled` and `starting` are one
+        // transaction.
+        if !self
+            .claim(&mut handle, &[(RunStatus::Scheduled, "Scheduled")])
             .await?
         {
             return Ok(false);
         }
         self.forget_finished();
         let executor = self.clone();
-        let task = tokio::spawn(async move { executor.execute(handle).await });
+        let task = tokio::spawn(async move { executor.execute_claimed(handle).await });
         if let Ok(mut running) = self.running.lock() {
             running.insert(run, task);
         }
