@@ -502,19 +502,16 @@ async fn list_artifacts(
     State(s): State<AppState>,
     MlQuery(q): MlQuery<RunQuery>,
 ) -> MlResult<Json<Value>> {
-    let mlflow = s.services.mlflow();
-    let run = mlflow.run_row(q.run_id()?).await?;
-    let dto = mlflow.get_run(&run.uuid.simple().to_string()).await?;
-    let entries = mlflow
-        .list_artifacts(&run, q.path.as_deref().unwrap_or(""))
+    let (root_uri, entries) = s
+        .services
+        .mlflow()
+        .list_artifacts(q.run_id()?, q.path.as_deref().unwrap_or(""))
         .await?;
     let files: Vec<Value> = entries
         .into_iter()
         .map(|e| file_info(e.path, e.is_dir, e.size))
         .collect();
-    Ok(Json(
-        json!({ "root_uri": dto.info.artifact_uri, "files": files }),
-    ))
+    Ok(Json(json!({ "root_uri": root_uri, "files": files })))
 }
 
 #[derive(Deserialize)]
@@ -526,10 +523,8 @@ async fn proxied_list(
     State(s): State<AppState>,
     MlQuery(q): MlQuery<ProxiedQuery>,
 ) -> MlResult<Json<Value>> {
-    let mlflow = s.services.mlflow();
     let full = q.path.unwrap_or_default();
-    let (run, inside) = mlflow.proxied_artifact(&full).await?;
-    let entries = mlflow.list_artifacts(&run, &inside).await?;
+    let entries = s.services.mlflow().proxied_list(&full).await?;
     // MLflow's proxied listing names entries by their base name.
     let files: Vec<Value> = entries
         .into_iter()
@@ -545,13 +540,7 @@ async fn proxied_download(
     State(s): State<AppState>,
     Path(full): Path<String>,
 ) -> MlResult<Response> {
-    let mlflow = s.services.mlflow();
-    let (run, inside) = mlflow.proxied_artifact(&full).await?;
-    let (file, size) = s
-        .services
-        .tracking()
-        .open_artifact_of(&run, &inside)
-        .await?;
+    let (file, size) = s.services.mlflow().proxied_open(&full).await?;
     Ok(crate::api::tracking::stream_file(file, size))
 }
 
@@ -560,11 +549,9 @@ async fn proxied_upload(
     Path(full): Path<String>,
     body: Body,
 ) -> MlResult<Json<Value>> {
-    let mlflow = s.services.mlflow();
-    let (run, inside) = mlflow.proxied_artifact(&full).await?;
     s.services
-        .tracking()
-        .put_artifact_of(&run, &inside, body.into_data_stream())
+        .mlflow()
+        .proxied_put(&full, body.into_data_stream())
         .await?;
     Ok(empty())
 }
@@ -573,12 +560,7 @@ async fn proxied_delete(
     State(s): State<AppState>,
     Path(full): Path<String>,
 ) -> MlResult<Json<Value>> {
-    let mlflow = s.services.mlflow();
-    let (run, inside) = mlflow.proxied_artifact(&full).await?;
-    s.services
-        .tracking()
-        .delete_artifact_of(&run, &inside)
-        .await?;
+    s.services.mlflow().proxied_delete(&full).await?;
     Ok(empty())
 }
 

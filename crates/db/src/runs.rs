@@ -947,14 +947,22 @@ pub struct ConditionRow {
 /// A condition as selected: status, reason, message, time.
 type ConditionTuple = (String, Option<String>, Option<String>, DateTime<Utc>);
 
-/// How many conditions of run `run_id` entered `status`.
-pub async fn count_conditions(db: &Db, run_id: i64, status: RunStatus) -> DbResult<i64> {
+/// How many conditions of run `run_id` entered `status` with `reason`.
+pub async fn count_conditions(
+    db: &Db,
+    run_id: i64,
+    status: RunStatus,
+    reason: &str,
+) -> DbResult<i64> {
     let count: i64 = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT COUNT(*) FROM run_conditions WHERE run_id = $1 AND status = $2")
-            .bind(run_id)
-            .bind(status.as_str())
-            .fetch_one(pool)
-            .await?
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM run_conditions WHERE run_id = $1 AND status = $2 AND reason = $3",
+        )
+        .bind(run_id)
+        .bind(status.as_str())
+        .bind(reason)
+        .fetch_one(pool)
+        .await?
     });
     Ok(count)
 }

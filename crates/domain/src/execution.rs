@@ -18,12 +18,16 @@ pub enum Reason {
     Failed,
     Stopped,
     Timeout,
-    /// A failed attempt that `termination.maxRetries` lets run again.
+    /// A failed attempt that `termination.maxRetries` lets run again: the
+    /// only `retrying` reason that spends a retry (hand-backs have their
+    /// own reasons: they are not the run's failure).
     Retrying,
     /// The server executing the run shut down.
     ServerShutdown,
     /// The worker executing the run shut down; the run is handed back.
     WorkerShutdown,
+    /// The executor stopped sending heartbeats; the run is handed back.
+    ExecutorLost,
 }
 
 impl Reason {
@@ -36,6 +40,7 @@ impl Reason {
             Reason::Retrying => "Retrying",
             Reason::ServerShutdown => "ServerShutdown",
             Reason::WorkerShutdown => "WorkerShutdown",
+            Reason::ExecutorLost => "ExecutorLost",
         }
     }
 }
@@ -179,6 +184,21 @@ pub fn conclude(ending: Ending, retries: Retries) -> Outcome {
                 "Stopped after the termination timeout of {after_secs}s"
             )),
         )),
+    }
+}
+
+/// What becomes of an active run whose executor (`who`, if known) has sent
+/// no heartbeat for `silent_secs`: it is handed back to the queue, without
+/// spending a retry; if the lifecycle refuses (a stop got there first),
+/// nothing else is written.
+pub fn executor_went_silent(who: Option<&str>, silent_secs: u64) -> Outcome {
+    let who = who.unwrap_or("its executor");
+    Outcome::Requeue {
+        reason: Reason::ExecutorLost,
+        message: format!(
+            "No heartbeat from {who} for over {silent_secs}s; the run is queued again."
+        ),
+        otherwise: None,
     }
 }
 
@@ -372,6 +392,33 @@ mod tests {
             panic!("a worker going away hands the run back");
         };
         assert!(message.starts_with("worker:b shut down"), "{message}");
+    }
+
+    #[test]
+    fn a_silent_executor_hands_the_run_back_without_spending_a_retry() {
+        let Outcome::Requeue {
+            reason,
+            message,
+            otherwise,
+        } = executor_went_silent(Some("worker:w1"), 30)
+        else {
+            panic!("a silent executor hands the run back");
+        };
+        assert_eq!(reason, Reason::ExecutorLost);
+        assert_eq!(
+            message,
+            "No heartbeat from worker:w1 for over 30s; the run is queued again."
+        );
+        assert_eq!(otherwise, None);
+        // A hand-back is not the run's failure: its reason is not the one
+        // that spends a retry.
+        let worker_gone = conclude(
+            Ending::Shutdown(ExecutorKind::Worker("worker:w1".to_owned())),
+            retries(1, 0),
+        );
+        assert!(
+            matches!(worker_gone, Outcome::Requeue { reason, .. } if reason != Reason::Retrying)
+        );
     }
 
     #[test]

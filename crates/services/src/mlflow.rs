@@ -466,7 +466,7 @@ impl Mlflow<'_> {
     // ---- runs ----
 
     /// The run `id` names (32 hex digits, or a uuid).
-    pub async fn run_row(&self, id: &str) -> ServiceResult<RunRow> {
+    pub(crate) async fn run_row(&self, id: &str) -> ServiceResult<RunRow> {
         let uuid = parse_run_id(id)?;
         runs::find_any(&self.services.db, uuid)
             .await?
@@ -932,19 +932,67 @@ impl Mlflow<'_> {
         }
     }
 
-    /// `artifacts/list` and the proxied listing: entries under `path`
-    /// relative to the run's root.
+    /// `artifacts/list`: the run's artifact root URI and the entries under
+    /// `path` relative to it.
     pub async fn list_artifacts(
         &self,
-        run: &RunRow,
+        run_id: &str,
         path: &str,
-    ) -> ServiceResult<Vec<ArtifactEntry>> {
-        self.services.tracking().list_artifacts_of(run, path).await
+    ) -> ServiceResult<(String, Vec<ArtifactEntry>)> {
+        let row = self.run_row(run_id).await?;
+        let entries = self
+            .services
+            .tracking()
+            .list_artifacts_of(&row, path)
+            .await?;
+        let root = self.run_dto(row).await?.info.artifact_uri;
+        Ok((root, entries))
+    }
+
+    /// The proxied listing (`mlflow-artifacts/artifacts?path=...`).
+    pub async fn proxied_list(&self, full: &str) -> ServiceResult<Vec<ArtifactEntry>> {
+        let (row, inside) = self.proxied_artifact(full).await?;
+        self.services
+            .tracking()
+            .list_artifacts_of(&row, &inside)
+            .await
+    }
+
+    /// A proxied download: the file and its size.
+    pub async fn proxied_open(&self, full: &str) -> ServiceResult<(tokio::fs::File, u64)> {
+        let (row, inside) = self.proxied_artifact(full).await?;
+        self.services
+            .tracking()
+            .open_artifact_of(&row, &inside)
+            .await
+    }
+
+    /// A proxied upload, streamed to the store: the bytes written.
+    pub async fn proxied_put<S, B, E>(&self, full: &str, body: S) -> ServiceResult<u64>
+    where
+        S: futures_core::Stream<Item = Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let (row, inside) = self.proxied_artifact(full).await?;
+        self.services
+            .tracking()
+            .put_artifact_of(&row, &inside, body)
+            .await
+    }
+
+    /// A proxied delete.
+    pub async fn proxied_delete(&self, full: &str) -> ServiceResult<()> {
+        let (row, inside) = self.proxied_artifact(full).await?;
+        self.services
+            .tracking()
+            .delete_artifact_of(&row, &inside)
+            .await
     }
 
     /// The run and the path inside its artifacts that a proxied artifact
     /// path (`{experiment}/{run}/artifacts/{path}`) names.
-    pub async fn proxied_artifact(&self, full: &str) -> ServiceResult<(RunRow, String)> {
+    async fn proxied_artifact(&self, full: &str) -> ServiceResult<(RunRow, String)> {
         let mut parts = full.trim_start_matches('/').splitn(4, '/');
         let (_experiment, run, artifacts, rest) =
             (parts.next(), parts.next(), parts.next(), parts.next());

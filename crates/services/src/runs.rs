@@ -718,7 +718,7 @@ impl Runs<'_> {
     /// a run.
     pub(crate) async fn advance_claiming(
         &self,
-        uuid: uuid::Uuid,
+        known: &RunRow,
         via: &[(RunStatus, &str)],
         next: RunStatus,
         reason: &str,
@@ -730,7 +730,20 @@ impl Runs<'_> {
             claim: Some(claim),
             ..Change::to(next, Some(reason), message)
         };
-        self.advance_inner(uuid, change).await
+        self.advance_known(known.uuid, Some(known), change).await
+    }
+
+    /// [`Runs::advance`] trying first from `known`, the row as the caller
+    /// last read or changed it.
+    pub(crate) async fn advance_from(
+        &self,
+        known: &RunRow,
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+    ) -> ServiceResult<Option<RunRow>> {
+        let change = Change::to(next, Some(reason), message);
+        self.advance_known(known.uuid, Some(known), change).await
     }
 
     /// The same change for several runs the scheduler read, in one
@@ -795,16 +808,38 @@ impl Runs<'_> {
         uuid: uuid::Uuid,
         change: Change<'_>,
     ) -> ServiceResult<Option<RunRow>> {
+        self.advance_known(uuid, None, change).await
+    }
+
+    /// [`Runs::advance_inner`], trying first from `known` (the row as the
+    /// caller last read or changed it) and reading again only after a lost
+    /// race: an executor's handle saves a read per transition.
+    async fn advance_known(
+        &self,
+        uuid: uuid::Uuid,
+        mut known: Option<&RunRow>,
+        change: Change<'_>,
+    ) -> ServiceResult<Option<RunRow>> {
         for _ in 0..MAX_STATUS_ATTEMPTS {
-            let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
-                return Ok(None);
+            let read;
+            let (row, fresh) = match known.take() {
+                Some(row) => (row, false),
+                None => match runs::find_any(&self.services.db, uuid).await? {
+                    Some(row) => {
+                        read = row;
+                        (&read, true)
+                    }
+                    None => return Ok(None),
+                },
             };
-            match self.try_change_with(&row, change).await {
+            match self.try_change_with(row, change).await {
                 Ok(Some(updated)) => return Ok(Some(updated)),
                 // Lost a race: read again and decide again.
                 Ok(None) => {}
-                // Not from where the run is now (a stop got there first).
-                Err(ServiceError::Transition(_)) => return Ok(None),
+                // Not from where the run is now (a stop got there first);
+                // a row the caller kept may be stale: decide on a fresh one.
+                Err(ServiceError::Transition(_)) if fresh => return Ok(None),
+                Err(ServiceError::Transition(_)) => {}
                 Err(error) => return Err(error),
             }
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use trellis_db::runs::SchedulingRow;
+use trellis_domain::execution::{self, Outcome};
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::run::RunKind;
 use trellis_domain::scheduling::{
@@ -163,10 +164,20 @@ impl Scheduler {
 
     /// One pass: queue submitted jobs, then start what the plan allows.
     pub async fn tick(&self) -> ServiceResult<TickOutcome> {
+        self.tick_with(true).await
+    }
+
+    /// A tick; `housekeeping` also queues again the runs of silent
+    /// executors and the unschedulable runs whose queue now exists, which
+    /// the loop does once per period rather than on every event-driven
+    /// tick (a burst of short runs wakes it hundreds of times a second).
+    async fn tick_with(&self, housekeeping: bool) -> ServiceResult<TickOutcome> {
         let mut outcome = TickOutcome::default();
         let runs = self.services.runs();
         let db = &self.services.db;
-        outcome.requeued = self.requeue_lost().await?;
+        if housekeeping {
+            outcome.requeued = self.requeue_lost().await?;
+        }
         let created =
             trellis_db::runs::scheduling(db, &[RunStatus::Created, RunStatus::Resuming], 500)
                 .await?;
@@ -228,7 +239,12 @@ impl Scheduler {
         let capacity = self.capacity(active).await?;
         // Runs that named an unknown queue wait again once it exists (it
         // was defined through the API meanwhile); the next tick plans them.
-        for run in trellis_db::runs::scheduling(db, &[RunStatus::Unschedulable], 1000).await? {
+        let unschedulable = if housekeeping {
+            trellis_db::runs::scheduling(db, &[RunStatus::Unschedulable], 1000).await?
+        } else {
+            Vec::new()
+        };
+        for run in unschedulable {
             let queue = queue_of(run.queue.as_deref());
             if capacity.queues.contains_key(&queue) {
                 let message = format!("The queue `{queue}` is now defined");
@@ -272,8 +288,15 @@ impl Scheduler {
         // A run created or ending frees or needs a slot: tick at once
         // rather than at the next period, so short runs do not wait.
         let mut events = self.services.events().subscribe();
+        let mut housekept = tokio::time::Instant::now();
+        let mut first = true;
         loop {
-            if let Err(error) = self.tick().await {
+            let housekeeping = first || housekept.elapsed() >= self.config.every;
+            if housekeeping {
+                housekept = tokio::time::Instant::now();
+                first = false;
+            }
+            if let Err(error) = self.tick_with(housekeeping).await {
                 tracing::error!(error = ?error, "scheduler tick failed: {error}");
             }
             let woke = {
@@ -326,12 +349,18 @@ impl Scheduler {
             if is_controller(run.kind) || !capacity.hosts(&queue_of(run.queue.as_deref())) {
                 continue;
             }
-            let who = run.executor.as_deref().unwrap_or("its executor");
-            let message = format!(
-                "No heartbeat from {who} for over {}s; the run is queued again.",
-                self.config.lost_after.as_secs()
+            let outcome = execution::executor_went_silent(
+                run.executor.as_deref(),
+                self.config.lost_after.as_secs(),
             );
-            if runs.requeue(run.uuid, "ExecutorLost", &message).await? {
+            // A silent executor only ever hands the run back.
+            let Outcome::Requeue {
+                reason, message, ..
+            } = outcome
+            else {
+                continue;
+            };
+            if runs.requeue(run.uuid, reason.as_str(), &message).await? {
                 tracing::warn!(run.id = %run.uuid, "run {} lost its executor; queued again", run.uuid);
                 requeued.push(run.uuid);
             }

@@ -448,7 +448,7 @@ impl Tracking<'_> {
     }
 
     /// [`Tracking::put_artifact`] for a run already loaded (MLflow).
-    pub async fn put_artifact_of<S, B, E>(
+    pub(crate) async fn put_artifact_of<S, B, E>(
         &self,
         run: &RunRow,
         path: &str,
@@ -464,7 +464,7 @@ impl Tracking<'_> {
     }
 
     /// Opens artifact `path` of `run` for streaming, with its size.
-    pub async fn open_artifact_of(
+    pub(crate) async fn open_artifact_of(
         &self,
         run: &RunRow,
         path: &str,
@@ -484,7 +484,7 @@ impl Tracking<'_> {
     }
 
     /// The entries directly under `dir` of `run`.
-    pub async fn list_artifacts_of(
+    pub(crate) async fn list_artifacts_of(
         &self,
         run: &RunRow,
         dir: &str,
@@ -521,7 +521,7 @@ impl Tracking<'_> {
     }
 
     /// Deletes artifact file or directory `path` of `run`.
-    pub async fn delete_artifact_of(&self, run: &RunRow, path: &str) -> ServiceResult<()> {
+    pub(crate) async fn delete_artifact_of(&self, run: &RunRow, path: &str) -> ServiceResult<()> {
         let parsed = ArtifactPath::parse(path).map_err(|e| ServiceError::invalid("path", e))?;
         if self.store()?.delete(run.uuid, Some(&parsed)).await? {
             Ok(())

@@ -195,6 +195,9 @@ async fn the_scheduler_ticks_step_by_step(db: Db) {
         .filter_map(|c| c["reason"].as_str())
         .collect();
     assert!(reasons.contains(&"ExecutorLost"), "{reasons:?}");
+    // A hand-back is not the run's failure: it spends none of its retries.
+    let handle = services.runs().handle(b).await.unwrap().unwrap();
+    assert_eq!(handle.retries().await.unwrap(), 0);
 
     // A queue this server does not define: unschedulable, not started.
     let t = submit(&app, "t", Some("tpu")).await;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use trellis_db::runs::{Claim, RunRow};
 use trellis_db::tracking::NewPoint;
+use trellis_domain::execution::Reason;
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::logs::LogLine;
 use trellis_domain::run::RunKind;
@@ -89,7 +90,7 @@ impl RunHandle {
         match self
             .services
             .runs()
-            .advance(self.row.uuid, next, reason, message)
+            .advance_from(&self.row, next, reason, message)
             .await?
         {
             Some(row) => {
@@ -120,7 +121,7 @@ impl RunHandle {
         match self
             .services
             .runs()
-            .advance_claiming(self.row.uuid, via, next, reason, message, claim)
+            .advance_claiming(&self.row, via, next, reason, message, claim)
             .await?
         {
             Some(row) => {
@@ -140,12 +141,18 @@ impl RunHandle {
             .await
     }
 
-    /// How many times the run was sent back to the queue after a failed
-    /// attempt (its `retrying` conditions).
+    /// How many of the run's `termination.maxRetries` its failed attempts
+    /// spent: its `retrying` conditions with reason `Retrying` (a hand-back
+    /// after a shutdown or a silent executor has its own reason and spends
+    /// none).
     pub async fn retries(&self) -> ServiceResult<u32> {
-        let count =
-            trellis_db::runs::count_conditions(&self.services.db, self.row.id, RunStatus::Retrying)
-                .await?;
+        let count = trellis_db::runs::count_conditions(
+            &self.services.db,
+            self.row.id,
+            RunStatus::Retrying,
+            Reason::Retrying.as_str(),
+        )
+        .await?;
         Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 

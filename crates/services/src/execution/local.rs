@@ -607,7 +607,10 @@ async fn sample_usage(run: RunHandle, pid: i32, every: Duration) {
     use trellis_db::tracking::NewPoint;
     use trellis_executor::usage;
     let Ok(pid) = u32::try_from(pid) else { return };
-    let mut previous = usage::tree_usage(pid);
+    // The first sample is taken after one period, not at the start: a run
+    // shorter than that never walks `/proc` (a walk reads every process's
+    // `stat`, which a burst of short runs would pay for each).
+    let mut previous = None;
     let mut step = 0_i64;
     loop {
         tokio::time::sleep(every).await;
