@@ -74,9 +74,11 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         .services
         .clone()
         .with_configured_queues(config.configured_queues());
+    let written = Arc::new(tokio::sync::Notify::new());
     let relaying = tokio::spawn(relay(
         services.clone(),
         wiring.queue.clone(),
+        written.clone(),
         wiring.shutdown.clone(),
     ));
     // Queues go to the workers unless bound to `local` (processes on this
@@ -94,8 +96,8 @@ pub async fn scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         },
         wiring.shutdown.clone(),
     );
-    let executors =
-        Executors::new(Arc::new(WorkQueueExecutor::new(services.clone()))).with(Arc::new(local));
+    let executors = Executors::new(Arc::new(WorkQueueExecutor::new(services.clone(), written)))
+        .with(Arc::new(local));
     Scheduler::new(services, config, executors, wiring.shutdown.clone())
         .run_until_stopped()
         .await;

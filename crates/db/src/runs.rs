@@ -439,6 +439,34 @@ pub async fn executing_by_queue(
     Ok(rows)
 }
 
+/// The oldest `limit` queued runs of queue `queue` (with `default`, also
+/// those that named no queue), as the scheduler reads them: a tick reads
+/// only the heads of the queues that have room.
+pub async fn queued_in(
+    db: &Db,
+    queue: &str,
+    default: bool,
+    limit: u32,
+) -> DbResult<Vec<SchedulingRow>> {
+    let sql = format!(
+        "{SCHEDULING_SELECT} WHERE status = 'queued' AND (queue = $1 OR ($2 AND queue IS NULL))
+           AND (kind IS NULL OR kind NOT IN ('matrix', 'dag'))
+         ORDER BY updated_at, id LIMIT $3"
+    );
+    let rows = with_pool!(db, |pool| {
+        let rows = sqlx::query(AssertSqlSafe(sql.clone()))
+            .bind(queue)
+            .bind(default)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(decode_scheduling)
+            .collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}
+
 /// `$first, $first+1, …` for `count` values bound one by one: only the
 /// list's length reaches the SQL text, never a value.
 pub(crate) fn bind_list(count: usize, first: usize) -> String {

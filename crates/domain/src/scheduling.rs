@@ -156,6 +156,30 @@ impl Capacity {
         limits.executor.unwrap_or(self.default_executor)
     }
 
+    /// How many more runs of `queue` this scheduler could start now: its
+    /// own limit and the global one, less what is active; 0 for a queue it
+    /// does not host or does not know. The plan never starts more of a
+    /// queue than this, so reading that many of its oldest runs is enough.
+    pub fn room(&self, queue: &str) -> u32 {
+        let Some(limits) = self.queues.get(queue) else {
+            return 0;
+        };
+        if !self.hosted.contains(&self.executor_of(limits)) {
+            return 0;
+        }
+        let total: u32 = self
+            .active
+            .iter()
+            .filter(|(name, _)| self.hosts(name))
+            .map(|(_, count)| count)
+            .sum();
+        let in_queue = self.active.get(queue).copied().unwrap_or(0);
+        limits
+            .concurrency
+            .saturating_sub(in_queue)
+            .min(self.global.saturating_sub(total))
+    }
+
     /// Whether the runs of `queue` execute on an executor hosted here (an
     /// unknown queue's runs go to the default executor).
     pub fn hosts(&self, queue: &str) -> bool {
@@ -342,6 +366,24 @@ mod tests {
             vec![(2, ExecutorName::Workers), (3, ExecutorName::Local)]
         );
         assert!(plan.unknown_queue.is_empty());
+    }
+
+    #[test]
+    fn room_is_the_smaller_of_the_queue_s_and_the_global_room() {
+        let mut capacity = capacity(
+            5,
+            &[("default", 4, 0), ("gpu", 2, 0), ("k8s", 9, 0)],
+            &[("default", 1), ("gpu", 1), ("k8s", 3)],
+        );
+        capacity.queues.get_mut("k8s").unwrap().executor = Some(ExecutorName::Kubernetes);
+        // Global: 5 - (1 + 1) hosted active = 3; the agent's 3 do not count.
+        assert_eq!(capacity.room("default"), 3);
+        assert_eq!(capacity.room("gpu"), 1);
+        assert_eq!(capacity.room("k8s"), 0, "not hosted here");
+        assert_eq!(capacity.room("tpu"), 0, "unknown");
+        capacity.active.insert("default".to_owned(), 4);
+        assert_eq!(capacity.room("default"), 0);
+        assert_eq!(capacity.room("gpu"), 0, "the global limit is reached");
     }
 
     #[test]

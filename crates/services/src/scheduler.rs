@@ -215,28 +215,46 @@ impl Scheduler {
                 Some("Waiting for a free slot"),
             )
             .await?;
-        let queued = trellis_db::runs::scheduling(db, &[RunStatus::Queued], 1000).await?;
         let active: BTreeMap<String, u32> =
             trellis_db::runs::executing_by_queue(db, &RunStatus::active())
                 .await?
                 .into_iter()
-                .map(|(queue, count)| {
-                    (
-                        queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
-                        u32::try_from(count).unwrap_or(u32::MAX),
-                    )
-                })
+                .fold(BTreeMap::new(), |mut active, (queue, count)| {
+                    *active.entry(queue_of(queue.as_deref())).or_default() +=
+                        u32::try_from(count).unwrap_or(u32::MAX);
+                    active
+                });
+        let capacity = self.capacity(active).await?;
+        // Only the heads of the queues with room are read: the plan starts
+        // no more of a queue than its room, oldest first. Runs of a queue
+        // that is not defined are read to be marked unschedulable.
+        let present: std::collections::BTreeSet<String> =
+            trellis_db::queues::counts(db, &[RunStatus::Queued])
+                .await?
+                .into_iter()
+                .map(|(queue, _, _)| queue_of(queue.as_deref()))
                 .collect();
+        let mut queued = Vec::new();
+        for queue in &present {
+            let limit = if capacity.queues.contains_key(queue) {
+                capacity.room(queue)
+            } else {
+                1000
+            };
+            if limit > 0 {
+                let default = queue == DEFAULT_QUEUE;
+                queued.extend(trellis_db::runs::queued_in(db, queue, default, limit).await?);
+            }
+        }
+        queued.sort_by_key(|run| (run.updated_at, run.id));
         let waiting: Vec<Waiting<Uuid>> = queued
             .iter()
-            .filter(|run| !is_controller(run.kind))
             .map(|run| Waiting {
                 id: run.uuid,
                 queue: Some(queue_of(run.queue.as_deref())),
                 queued_at: run.updated_at,
             })
             .collect();
-        let capacity = self.capacity(active).await?;
         // Runs that named an unknown queue wait again once it exists (it
         // was defined through the API meanwhile); the next tick plans them.
         let unschedulable = if housekeeping {

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use trellis_domain::lifecycle::RunStatus;
@@ -28,8 +29,15 @@ use crate::{ServiceError, ServiceResult, Services};
 /// Outbox rows read per pass.
 const RELAY_BATCH: u32 = 200;
 
-/// Publishes the outbox to `queue` until `shutdown`.
-pub async fn relay(services: Services, queue: Arc<WorkQueue>, shutdown: CancellationToken) {
+/// Publishes the outbox to `queue` until `shutdown`: at once when this
+/// process's work-queue executor wrote a message (`written`), and every
+/// 250 ms for messages written elsewhere.
+pub async fn relay(
+    services: Services,
+    queue: Arc<WorkQueue>,
+    written: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     loop {
         let published = match relay_once(&services, &queue).await {
             Ok(count) => count,
@@ -43,7 +51,8 @@ pub async fn relay(services: Services, queue: Arc<WorkQueue>, shutdown: Cancella
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            () = written.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
 }

@@ -120,7 +120,10 @@ async fn the_scheduler_ticks_step_by_step(db: Db) {
         lost_after: Duration::from_secs(30),
         ..SchedulerConfig::default()
     };
-    let executors = Executors::new(Arc::new(WorkQueueExecutor::new(services.clone())));
+    let executors = Executors::new(Arc::new(WorkQueueExecutor::new(
+        services.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    )));
     let scheduler = Scheduler::new(
         services.clone(),
         config,

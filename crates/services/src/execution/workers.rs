@@ -4,6 +4,9 @@
 //! RabbitMQ and a [`crate::worker::Worker`] executes it with its own
 //! [`super::local::LocalExecutor`].
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use trellis_db::runs::OutboxMessage;
 use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::scheduling::ExecutorName;
@@ -25,11 +28,15 @@ pub struct StartMessage {
 #[derive(Clone)]
 pub struct WorkQueueExecutor {
     services: Services,
+    /// Wakes the relay in this process as soon as a message is written.
+    written: Arc<Notify>,
 }
 
 impl WorkQueueExecutor {
-    pub fn new(services: Services) -> Self {
-        Self { services }
+    /// An executor writing to the outbox; `written` is notified after each
+    /// message commits (the relay in this process waits on it).
+    pub fn new(services: Services, written: Arc<Notify>) -> Self {
+        Self { services, written }
     }
 }
 
@@ -46,7 +53,7 @@ impl Executor for WorkQueueExecutor {
             topic: START_TOPIC,
             payload: &payload,
         };
-        Ok(self
+        let sent = self
             .services
             .runs()
             .advance_with(
@@ -57,7 +64,11 @@ impl Executor for WorkQueueExecutor {
                 Some(outbox),
             )
             .await?
-            .is_some())
+            .is_some();
+        if sent {
+            self.written.notify_one();
+        }
+        Ok(sent)
     }
 
     /// Workers outlive a restarted scheduler: their runs carry on, and a
