@@ -93,6 +93,40 @@ macro_rules! run_select {
 /// [`run_select!`] as a value, for queries built elsewhere in the crate.
 pub(crate) const RUN_SELECT: &str = run_select!();
 
+fn parse_status(text: &str) -> DbResult<RunStatus> {
+    text.parse().map_err(
+        |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
+            column: "runs.status",
+            message: e.to_string(),
+        },
+    )
+}
+
+fn parse_kind(text: Option<String>) -> DbResult<Option<RunKind>> {
+    text.map(|k| k.parse::<RunKind>())
+        .transpose()
+        .map_err(|e| DbError::Corrupt {
+            column: "runs.kind",
+            message: e.to_string(),
+        })
+}
+
+fn decode_timing<R>(row: &R) -> DbResult<Timing>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Timing {
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        wait_time: row.try_get("wait_time")?,
+        duration: row.try_get("duration")?,
+    })
+}
+
 pub(crate) fn decode_run<R>(row: &R) -> DbResult<RunRow>
 where
     R: Row,
@@ -105,22 +139,8 @@ where
     Json<Vec<String>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Json<JsonObject>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let status: String = row.try_get("status")?;
-    let status =
-        status.parse().map_err(
-            |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
-                column: "runs.status",
-                message: e.to_string(),
-            },
-        )?;
-    let kind: Option<String> = row.try_get("kind")?;
-    let kind = kind
-        .map(|k| k.parse::<RunKind>())
-        .transpose()
-        .map_err(|e| DbError::Corrupt {
-            column: "runs.kind",
-            message: e.to_string(),
-        })?;
+    let status = parse_status(&row.try_get::<String, _>("status")?)?;
+    let kind = parse_kind(row.try_get("kind")?)?;
     let tags: Json<Vec<String>> = row.try_get("tags")?;
     let inputs: Json<JsonObject> = row.try_get("inputs")?;
     let outputs: Json<JsonObject> = row.try_get("outputs")?;
@@ -140,13 +160,7 @@ where
         inputs: inputs.0,
         outputs: outputs.0,
         updated_at: row.try_get("updated_at")?,
-        timing: Timing {
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
-            wait_time: row.try_get("wait_time")?,
-            duration: row.try_get("duration")?,
-        },
+        timing: decode_timing(row)?,
         executor: row.try_get("executor")?,
         pid: row.try_get("pid")?,
         heartbeat_at: row.try_get("heartbeat_at")?,
@@ -257,6 +271,25 @@ async fn find_by_id(db: &Db, uuid: Uuid) -> DbResult<RunRow> {
     Ok(row)
 }
 
+/// Run `uuid` with its compiled spec (see [`compiled`]), in one read: what
+/// an executor needs to start it.
+pub async fn find_with_compiled(db: &Db, uuid: Uuid) -> DbResult<Option<(RunRow, Option<String>)>> {
+    let found = with_pool!(db, |pool| {
+        let row = sqlx::query(concat!(
+            run_columns!(),
+            ", r.compiled FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.uuid = $1"
+        ))
+        .bind(uuid)
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some(row) => Some((decode_run(&row)?, row.try_get("compiled")?)),
+            None => None,
+        }
+    });
+    Ok(found)
+}
+
 /// Run `uuid`, in whatever project, if it exists.
 pub async fn find_any(db: &Db, uuid: Uuid) -> DbResult<Option<RunRow>> {
     let row = with_pool!(db, |pool| {
@@ -355,22 +388,8 @@ where
     f64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let status: String = row.try_get("status")?;
-    let status =
-        status.parse().map_err(
-            |e: trellis_domain::lifecycle::UnknownStatus| DbError::Corrupt {
-                column: "runs.status",
-                message: e.to_string(),
-            },
-        )?;
-    let kind: Option<String> = row.try_get("kind")?;
-    let kind = kind
-        .map(|k| k.parse::<RunKind>())
-        .transpose()
-        .map_err(|e| DbError::Corrupt {
-            column: "runs.kind",
-            message: e.to_string(),
-        })?;
+    let status = parse_status(&row.try_get::<String, _>("status")?)?;
+    let kind = parse_kind(row.try_get("kind")?)?;
     let has_spec: i32 = row.try_get("has_spec")?;
     Ok(SchedulingRow {
         id: row.try_get("id")?,
@@ -380,13 +399,7 @@ where
         status,
         queue: row.try_get("queue")?,
         updated_at: row.try_get("updated_at")?,
-        timing: Timing {
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            finished_at: row.try_get("finished_at")?,
-            wait_time: row.try_get("wait_time")?,
-            duration: row.try_get("duration")?,
-        },
+        timing: decode_timing(row)?,
         has_spec: has_spec == 1,
         executor: row.try_get("executor")?,
     })
@@ -920,29 +933,23 @@ pub async fn set_statuses(db: &Db, changes: &[StatusChange<'_>]) -> DbResult<Vec
                 applied.push(false);
                 continue;
             }
-            for (status, reason) in change.passing {
-                sqlx::query(
-                    "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
-                     VALUES ($1, $2, $3, NULL, $4)",
-                )
-                .bind(change.run_id)
-                .bind(status.as_str())
-                .bind(*reason)
-                .bind(change.now)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(
-                "INSERT INTO run_conditions (run_id, status, reason, message, created_at)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(change.run_id)
-            .bind(change.next.as_str())
-            .bind(change.reason)
-            .bind(change.message)
-            .bind(change.now)
-            .execute(&mut *tx)
-            .await?;
+            // Every condition of the change in one statement, in order.
+            let conditions = change
+                .passing
+                .iter()
+                .map(|(status, reason)| (*status, Some(*reason), None))
+                .chain([(change.next, change.reason, change.message)]);
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO run_conditions (run_id, status, reason, message, created_at) ",
+            );
+            insert.push_values(conditions, |mut row, (status, reason, message)| {
+                row.push_bind(change.run_id)
+                    .push_bind(status.as_str())
+                    .push_bind(reason)
+                    .push_bind(message)
+                    .push_bind(change.now);
+            });
+            insert.build().execute(&mut *tx).await?;
             if let Some(message) = change.outbox {
                 sqlx::query("INSERT INTO outbox (topic, payload, created_at) VALUES ($1, $2, $3)")
                     .bind(message.topic)

@@ -789,15 +789,7 @@ impl Runs<'_> {
             if !applied {
                 continue;
             }
-            tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
-            self.services
-                .events
-                .publish(Event::Status {
-                    run: row.uuid,
-                    project_id: row.project_id,
-                    status: next,
-                })
-                .await;
+            self.announce_change(row.uuid, row.project_id, next).await;
             moved.push(row.uuid);
         }
         Ok(moved)
@@ -916,6 +908,19 @@ impl Runs<'_> {
         Ok(())
     }
 
+    /// Logs and announces that run `uuid` is now `next`.
+    async fn announce_change(&self, uuid: uuid::Uuid, project_id: i64, next: RunStatus) {
+        tracing::info!(run.id = %uuid, run.status = %next, "run {uuid} is now {next}");
+        self.services
+            .events
+            .publish(Event::Status {
+                run: uuid,
+                project_id,
+                status: next,
+            })
+            .await;
+    }
+
     /// One attempt at a guarded status change from the status in `row`:
     /// `Ok(None)` when another change got there first.
     async fn try_change(
@@ -952,15 +957,7 @@ impl Runs<'_> {
         if !runs::set_status(&self.services.db, &stored).await? {
             return Ok(None);
         }
-        tracing::info!(run.id = %row.uuid, run.status = %next, "run {} is now {next}", row.uuid);
-        self.services
-            .events
-            .publish(Event::Status {
-                run: row.uuid,
-                project_id: row.project_id,
-                status: next,
-            })
-            .await;
+        self.announce_change(row.uuid, row.project_id, next).await;
         // The guarded update changed exactly these columns of the row read:
         // no second read per transition.
         let mut changed = RunRow {

@@ -38,18 +38,21 @@ pub struct Assignment {
 pub struct RunHandle {
     services: Services,
     row: RunRow,
+    /// The stored compiled spec, read with the row.
+    compiled: Option<String>,
 }
 
 impl RunHandle {
-    pub(crate) fn new(services: Services, row: RunRow) -> Self {
-        Self { services, row }
-    }
-
-    /// The handle of run `uuid`, if it exists.
+    /// The handle of run `uuid`, if it exists (read with its compiled
+    /// spec, in one query).
     pub async fn find(services: &Services, uuid: Uuid) -> ServiceResult<Option<Self>> {
-        Ok(trellis_db::runs::find_any(&services.db, uuid)
+        Ok(trellis_db::runs::find_with_compiled(&services.db, uuid)
             .await?
-            .map(|row| Self::new(services.clone(), row)))
+            .map(|(row, compiled)| Self {
+                services: services.clone(),
+                row,
+                compiled,
+            }))
     }
 
     pub fn uuid(&self) -> Uuid {
@@ -69,7 +72,10 @@ impl RunHandle {
     /// Its spec, compiled once at submission; what is known only at
     /// execution is filled in with [`StoredSpec::for_execution`].
     pub async fn spec(&self) -> ServiceResult<StoredSpec> {
-        self.services.runs().stored_spec(&self.row).await
+        match &self.compiled {
+            Some(text) => StoredSpec::decode(text).map_err(|e| ServiceError::invalid("content", e)),
+            None => self.services.runs().stored_spec(&self.row).await,
+        }
     }
 
     /// The status stored now; `None` once the run is deleted.

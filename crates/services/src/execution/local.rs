@@ -318,12 +318,15 @@ impl LocalExecutor {
         let mut flush = tokio::time::interval(Duration::from_millis(250));
         // A stop (or the run being taken away) reaches the executor as a
         // status event; reading the status is only the fallback, for a
-        // worker whose events do not reach it (no Redis) or a missed event.
-        // The first read is at once, covering changes from before the
-        // subscription.
+        // worker whose events do not reach it (no Redis), a missed event,
+        // or a change between the claim and this subscription (found at
+        // the first read, one period in).
         let mut events = self.services.events().subscribe();
         let mut events_open = true;
-        let mut check = tokio::time::interval(STATUS_FALLBACK_PERIOD);
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + STATUS_FALLBACK_PERIOD,
+            STATUS_FALLBACK_PERIOD,
+        );
         let ending = loop {
             tokio::select! {
                 line = received.recv() => match line {
