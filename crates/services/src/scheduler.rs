@@ -215,6 +215,23 @@ impl Scheduler {
                 Some("Waiting for a free slot"),
             )
             .await?;
+        // Runs queued just now compete with those already waiting: a
+        // higher-priority queue's new run goes first.
+        self.start_waiting(housekeeping, &mut outcome).await?;
+        crate::pipelines::drive(&self.services).await?;
+        Ok(outcome)
+    }
+
+    /// Plans the queued runs and starts what the plan allows, marking runs
+    /// of undefined queues unschedulable; with `housekeeping`, also queues
+    /// again the unschedulable runs whose queue now exists.
+    async fn start_waiting(
+        &self,
+        housekeeping: bool,
+        outcome: &mut TickOutcome,
+    ) -> ServiceResult<()> {
+        let runs = self.services.runs();
+        let db = &self.services.db;
         let active: BTreeMap<String, u32> =
             trellis_db::runs::executing_by_queue(db, &RunStatus::active())
                 .await?
@@ -293,8 +310,7 @@ impl Scheduler {
                 outcome.started.push((uuid, name));
             }
         }
-        crate::pipelines::drive(&self.services).await?;
-        Ok(outcome)
+        Ok(())
     }
 
     /// Ticks every `config.every` until shutdown, then waits for the
@@ -341,8 +357,9 @@ impl Scheduler {
                 }
             };
             if woke {
-                // Gather a burst of changes into one tick.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // Gather a burst of changes into one tick (short: a freed
+                // slot waits for it).
+                tokio::time::sleep(Duration::from_millis(1)).await;
                 while events.try_recv().is_ok() {}
             }
         }

@@ -693,6 +693,24 @@ async fn a_service_gets_a_free_port_runs_once_it_listens_and_stops_on_request() 
         .await
         .unwrap();
     assert_eq!(page.0, 200, "the service answers on its port");
+    // The executor recorded where the declared port listens: what the
+    // workspace proxy and `Executor::address` read.
+    let db = trellis_db::Db::connect_sqlite(&dir.path().join("trellis.db"))
+        .await
+        .unwrap();
+    let services = trellis_services::Services::new(db);
+    let handle = services
+        .runs()
+        .handle(uuid.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoints = handle.endpoints().await.unwrap();
+    assert_eq!(
+        endpoints.get(&8000).map(ToString::to_string).as_deref(),
+        Some(address.as_str()),
+        "declared port 8000 → the address it listens on"
+    );
 
     let stopped = server
         .request(
@@ -704,6 +722,10 @@ async fn a_service_gets_a_free_port_runs_once_it_listens_and_stops_on_request() 
         .unwrap();
     assert_eq!(stopped.0, 200);
     wait_for_status(&server, &uuid, "stopped").await;
+    assert!(
+        handle.endpoints().await.unwrap().is_empty(),
+        "a stopped service is no longer reachable"
+    );
     let logs = server
         .request(
             "GET",
