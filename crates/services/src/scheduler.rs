@@ -357,9 +357,11 @@ impl Scheduler {
                 }
             };
             if woke {
-                // Gather a burst of changes into one tick (short: a freed
-                // slot waits for it).
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                // Let the tasks that are ready (other executions ending,
+                // requests being answered) publish, and gather what they
+                // announced into this tick; sleeping here would leave the
+                // freed slot idle that long.
+                tokio::task::yield_now().await;
                 while events.try_recv().is_ok() {}
             }
         }
