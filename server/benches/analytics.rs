@@ -57,6 +57,8 @@ async fn new_run(db: &Db, project_id: i64, name: &str) -> (i64, Uuid) {
             pipeline: None,
             uuid: Uuid::new_v4(),
             project_id,
+            owner: "bench",
+            project: "big",
             name: Some(name),
             description: "",
             tags: &[],

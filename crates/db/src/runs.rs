@@ -187,6 +187,9 @@ where
 pub struct NewRun<'a> {
     pub uuid: Uuid,
     pub project_id: i64,
+    /// The project's owner and name (returned with the run, not stored).
+    pub owner: &'a str,
+    pub project: &'a str,
     pub name: Option<&'a str>,
     pub description: &'a str,
     pub tags: &'a [String],
@@ -204,16 +207,15 @@ pub struct NewRun<'a> {
     /// `created`, or `running` for a run an outside client (MLflow) runs.
     pub status: RunStatus,
     pub now: DateTime<Utc>,
-    /// The controller that creates it: its row id, the dag operation, the
-    /// trial index.
-    pub pipeline: Option<(i64, Option<&'a str>, Option<i64>)>,
+    /// The controller that creates it, the dag operation, the trial index.
+    pub pipeline: Option<PipelineLink>,
 }
 
 /// Inserts a run in its first status together with its first condition.
 pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
     let created = new.status.as_str();
     let started_at = (new.status == RunStatus::Running).then_some(new.now);
-    with_pool!(db, |pool| {
+    let id = with_pool!(db, |pool| {
         let mut tx = pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (uuid, project_id, name, description, tags, kind, status, content,
@@ -239,9 +241,9 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .bind(new.original.map(|(uuid, _)| uuid))
         .bind(new.original.map(|(_, kind)| kind))
         .bind(started_at)
-        .bind(new.pipeline.map(|(id, _, _)| id))
-        .bind(new.pipeline.and_then(|(_, op, _)| op))
-        .bind(new.pipeline.and_then(|(_, _, index)| index))
+        .bind(new.pipeline.as_ref().map(|p| p.id))
+        .bind(new.pipeline.as_ref().and_then(|p| p.op.as_deref()))
+        .bind(new.pipeline.as_ref().and_then(|p| p.index))
         .bind(new.compiled)
         .fetch_one(&mut *tx)
         .await?;
@@ -256,8 +258,40 @@ pub async fn insert(db: &Db, new: &NewRun<'_>) -> DbResult<RunRow> {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        id
     });
-    find_by_id(db, new.uuid).await
+    // Everything the row holds is known here: no read after the insert.
+    Ok(RunRow {
+        id,
+        uuid: new.uuid,
+        project_id: new.project_id,
+        owner: new.owner.to_owned(),
+        project: new.project.to_owned(),
+        name: new.name.map(str::to_owned),
+        description: new.description.to_owned(),
+        tags: new.tags.to_vec(),
+        kind: new.kind,
+        status: new.status,
+        content: new.content.to_owned(),
+        queue: new.queue.map(str::to_owned),
+        inputs: new.inputs.clone(),
+        outputs: JsonObject::new(),
+        updated_at: new.now,
+        timing: Timing {
+            created_at: new.now,
+            started_at,
+            finished_at: None,
+            wait_time: None,
+            duration: None,
+        },
+        executor: None,
+        pid: None,
+        heartbeat_at: None,
+        original: new.original.map(|(uuid, _)| uuid),
+        cloning_kind: new.original.map(|(_, kind)| kind.to_owned()),
+        deleted_at: None,
+        pipeline: new.pipeline.clone(),
+    })
 }
 
 async fn find_by_id(db: &Db, uuid: Uuid) -> DbResult<RunRow> {

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use trellis_api_types as api;
 use trellis_db::runs::{
-    self, Claim, ConditionRow, NewRun, OutboxMessage, RunChanges, RunRow, SchedulingRow,
-    StatusChange,
+    self, Claim, ConditionRow, NewRun, OutboxMessage, PipelineLink, RunChanges, RunRow,
+    SchedulingRow, StatusChange,
 };
 use trellis_domain::lifecycle::{Driver, RunStatus, TransitionError, transition_by};
 use trellis_domain::listing::{Page, RunSort};
@@ -56,21 +56,21 @@ impl Cloning {
 }
 
 /// Who creates a run.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Origin<'a> {
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
     /// Its spec is submitted: it is compiled now and executed by Trellis.
     /// With the run it restarts or copies, and the pipeline creating it
     /// (the controller's row id, the dag operation, the trial index).
     Submitted {
         original: Option<(uuid::Uuid, Cloning)>,
-        pipeline: Option<(i64, Option<&'a str>, Option<i64>)>,
+        pipeline: Option<PipelineLink>,
     },
     /// A client runs it and reports (MLflow): no spec, `running` from
     /// `started_at`.
     Tracked { started_at: DateTime<Utc> },
 }
 
-impl Origin<'_> {
+impl Origin {
     pub(crate) fn submitted() -> Self {
         Origin::Submitted {
             original: None,
@@ -216,7 +216,12 @@ impl Runs<'_> {
         let project = load_project(self.services, &controller.owner, &controller.project).await?;
         let origin = Origin::Submitted {
             original: None,
-            pipeline: Some((controller.id, op, index)),
+            pipeline: Some(PipelineLink {
+                id: controller.id,
+                uuid: controller.uuid,
+                op: op.map(str::to_owned),
+                index,
+            }),
         };
         self.create_in(&project, input, origin).await
     }
@@ -302,7 +307,7 @@ impl Runs<'_> {
         &self,
         project: &ProjectRow,
         input: api::CreateRun,
-        origin: Origin<'_>,
+        origin: Origin,
     ) -> ServiceResult<RunRow> {
         let owner = project.owner.as_str();
         let content = input.content.unwrap_or_default();
@@ -408,6 +413,8 @@ impl Runs<'_> {
         let new = NewRun {
             uuid,
             project_id: project.id,
+            owner: &project.owner,
+            project: &project.name,
             name,
             description: &description,
             tags: &tags,

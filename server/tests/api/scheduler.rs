@@ -338,6 +338,8 @@ async fn runs_from_before_stored_specs_get_theirs(db: Db) {
                 &trellis_db::runs::NewRun {
                     uuid: Uuid::new_v4(),
                     project_id,
+                    owner: "default",
+                    project: "old",
                     name: Some(name),
                     description: "",
                     tags: &[],

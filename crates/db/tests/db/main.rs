@@ -36,12 +36,15 @@ async fn project(db: &Db, name: &str) -> projects::ProjectRow {
 }
 
 async fn run(db: &Db, project_id: i64, name: &str, at: i64) -> runs::RunRow {
+    let project = projects::find_by_id(db, project_id).await.unwrap().unwrap();
     runs::insert(
         db,
         &NewRun {
             pipeline: None,
             uuid: Uuid::new_v4(),
             project_id,
+            owner: &project.owner,
+            project: &project.name,
             name: Some(name),
             description: "",
             tags: &[],
@@ -695,6 +698,8 @@ async fn a_new_run_is_created_with_its_first_condition(db: Db) {
     assert_eq!(conditions.len(), 1);
     assert_eq!(conditions[0].status, RunStatus::Created);
     assert_eq!(conditions[0].created_at, t(3));
+    // What the insert returns without reading is what a read returns.
+    assert_eq!(Some(r.clone()), runs::find_any(&db, r.uuid).await.unwrap());
 }
 
 async fn runs_sort_with_missing_values_last_and_page_without_overlap(db: Db) {

@@ -217,12 +217,15 @@ fn query_text() -> impl Strategy<Value = String> {
 async fn insert(db: &Db, project_id: i64, run: &GenRun) -> RunFacts {
     let created = base() + Duration::minutes(run.created_minutes);
     let uuid = Uuid::new_v4();
+    let project = projects::find_by_id(db, project_id).await.unwrap().unwrap();
     let mut row = runs::insert(
         db,
         &NewRun {
             pipeline: None,
             uuid,
             project_id,
+            owner: &project.owner,
+            project: &project.name,
             name: run.name.as_deref(),
             description: &run.description,
             tags: &run.tags,
@@ -510,6 +513,8 @@ async fn fields_follow_later_writes(test_db: TestDb) {
             pipeline: None,
             uuid: Uuid::new_v4(),
             project_id: project.id,
+            owner: &project.owner,
+            project: &project.name,
             name: None,
             description: "",
             tags: &[],
