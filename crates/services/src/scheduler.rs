@@ -93,8 +93,6 @@ pub struct Scheduler {
     executors: Executors,
     /// Cancelled on shutdown.
     shutdown: CancellationToken,
-    /// The queue limits last read (see [`Scheduler::capacity`]).
-    queue_limits: Arc<std::sync::Mutex<Option<BTreeMap<String, QueueLimits>>>>,
 }
 
 impl Scheduler {
@@ -110,41 +108,16 @@ impl Scheduler {
             config: Arc::new(config),
             executors,
             shutdown,
-            queue_limits: Arc::default(),
         }
     }
 
     /// The queues in force, with the executors this scheduler hosts.
-    /// With `fresh`, the queues defined through the API are read again;
-    /// otherwise the last read serves (housekeeping, once per period, reads
-    /// them: a change applies within a period).
-    async fn capacity(
-        &self,
-        active: BTreeMap<String, u32>,
-        fresh: bool,
-    ) -> ServiceResult<Capacity> {
-        let cached = if fresh {
-            None
-        } else {
-            self.queue_limits
-                .lock()
-                .ok()
-                .and_then(|cache| cache.clone())
-        };
-        let queues = match cached {
-            Some(queues) => queues,
-            None => {
-                let queues = self
-                    .services
-                    .queues()
-                    .limits(&self.config.configured_queues())
-                    .await?;
-                if let Ok(mut cache) = self.queue_limits.lock() {
-                    *cache = Some(queues.clone());
-                }
-                queues
-            }
-        };
+    async fn capacity(&self, active: BTreeMap<String, u32>) -> ServiceResult<Capacity> {
+        let queues = self
+            .services
+            .queues()
+            .limits(&self.config.configured_queues())
+            .await?;
         Ok(Capacity {
             global: self.config.concurrency,
             active,
@@ -158,7 +131,7 @@ impl Scheduler {
     /// it that a previous process left (the local executor fails them: their
     /// processes died with it; workers' runs carry on). How many changed.
     pub async fn recover(&self) -> ServiceResult<usize> {
-        let capacity = self.capacity(BTreeMap::new(), true).await?;
+        let capacity = self.capacity(BTreeMap::new()).await?;
         let mut left: BTreeMap<ExecutorName, Vec<Assignment>> = BTreeMap::new();
         for run in self
             .services
@@ -259,23 +232,25 @@ impl Scheduler {
     ) -> ServiceResult<()> {
         let runs = self.services.runs();
         let db = &self.services.db;
-        // One count of what executes and what waits, by queue.
-        let mut counted = RunStatus::active();
-        counted.push(RunStatus::Queued);
-        let mut active: BTreeMap<String, u32> = BTreeMap::new();
-        let mut present: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        for (queue, status, count) in trellis_db::runs::executing_by_queue(db, &counted).await? {
-            let queue = queue_of(queue.as_deref());
-            if status == RunStatus::Queued {
-                present.insert(queue);
-            } else {
-                *active.entry(queue).or_default() += u32::try_from(count).unwrap_or(u32::MAX);
-            }
-        }
-        let capacity = self.capacity(active, housekeeping).await?;
+        let active: BTreeMap<String, u32> =
+            trellis_db::runs::executing_by_queue(db, &RunStatus::active())
+                .await?
+                .into_iter()
+                .fold(BTreeMap::new(), |mut active, (queue, count)| {
+                    *active.entry(queue_of(queue.as_deref())).or_default() +=
+                        u32::try_from(count).unwrap_or(u32::MAX);
+                    active
+                });
+        let capacity = self.capacity(active).await?;
         // Only the heads of the queues with room are read: the plan starts
         // no more of a queue than its room, oldest first. Runs of a queue
         // that is not defined are read to be marked unschedulable.
+        let present: std::collections::BTreeSet<String> =
+            trellis_db::queues::counts(db, &[RunStatus::Queued])
+                .await?
+                .into_iter()
+                .map(|(queue, _, _)| queue_of(queue.as_deref()))
+                .collect();
         let mut queued = Vec::new();
         for queue in &present {
             let limit = if capacity.queues.contains_key(queue) {
@@ -404,7 +379,7 @@ impl Scheduler {
             .into_iter()
             .filter(|s| *s != RunStatus::Scheduled)
             .collect();
-        let capacity = self.capacity(BTreeMap::new(), true).await?;
+        let capacity = self.capacity(BTreeMap::new()).await?;
         let mut requeued = Vec::new();
         for run in runs.silent(&executing, self.config.lost_after).await? {
             // Another process's executor watches its own runs.
