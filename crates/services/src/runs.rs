@@ -777,18 +777,7 @@ impl Runs<'_> {
                 continue;
             };
             planned.push(row);
-            stored.push(StatusChange {
-                run_id: row.id,
-                expected: row.status,
-                next,
-                timing,
-                reason: change.reason,
-                message: change.message,
-                now,
-                outbox: None,
-                passing: via,
-                claim: None,
-            });
+            stored.push(change.stored(row.id, row.status, timing, now));
         }
         let applied = runs::set_statuses(&self.services.db, &stored).await?;
         let mut moved = Vec::new();
@@ -949,18 +938,7 @@ impl Runs<'_> {
         let now = self.services.now();
         let timing = change.apply(Driver::of(row.kind), row.status, row.timing, now)?;
         let next = change.next;
-        let stored = StatusChange {
-            run_id: row.id,
-            expected: row.status,
-            next,
-            timing,
-            reason: change.reason,
-            message: change.message,
-            now,
-            outbox: change.outbox,
-            passing: change.via,
-            claim: change.claim,
-        };
+        let stored = change.stored(row.id, row.status, timing, now);
         if !runs::set_status(&self.services.db, &stored).await? {
             return Ok(None);
         }
@@ -1009,6 +987,28 @@ impl<'a> Change<'a> {
             outbox: None,
             at: None,
             claim: None,
+        }
+    }
+
+    /// This change of run `run_id`, guarded on `expected`, as stored.
+    fn stored(
+        &self,
+        run_id: i64,
+        expected: RunStatus,
+        timing: trellis_domain::lifecycle::Timing,
+        now: DateTime<Utc>,
+    ) -> StatusChange<'a> {
+        StatusChange {
+            run_id,
+            expected,
+            next: self.next,
+            timing,
+            reason: self.reason,
+            message: self.message,
+            now,
+            outbox: self.outbox,
+            passing: self.via,
+            claim: self.claim,
         }
     }
 

@@ -3,7 +3,7 @@
 //! [`Scheduler::tick`] moves submitted jobs `created → compiled → queued`,
 //! asks [`trellis_domain::scheduling::plan`] which queued runs start now
 //! and where (the executor each run's queue is bound to, among those this
-//! scheduler hosts), and hands each to its [`Executor`]
+//! scheduler hosts), and hands each to its [`Executor`](crate::execution::Executor)
 //! ([`crate::execution`]). It also queues again the runs whose executor
 //! stopped sending heartbeats, and drives pipelines. State lives in the
 //! database; [`Scheduler::recover`] runs at start-up and lets each executor
