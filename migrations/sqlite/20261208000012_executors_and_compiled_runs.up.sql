@@ -7,3 +7,5 @@ ALTER TABLE runs ADD COLUMN endpoints TEXT;
 -- What the scheduler reads every tick: runs by status, oldest change first
 -- (without it each tick scans the whole table).
 CREATE INDEX runs_status_idx ON runs (status, updated_at, id);
+-- Runs submitted before specs were stored, found at start-up without a scan.
+CREATE INDEX runs_uncompiled_idx ON runs (id) WHERE compiled IS NULL AND content <> '';
