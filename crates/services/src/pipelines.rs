@@ -104,20 +104,16 @@ async fn wind_down(
 
 /// The matrix and trial file of sweep `run`, as compiled at submission.
 async fn sweep_of(services: &Services, run: &RunRow) -> ServiceResult<pipeline::Sweep> {
-    services
-        .runs()
-        .stored_spec(run)
-        .await?
+    let stored = services.runs().stored_spec(run).await?;
+    stored
         .sweep
         .ok_or_else(|| crate::ServiceError::invalid("content", "the sweep's spec has no `matrix`"))
 }
 
 /// The operations of dag `run`, as compiled at submission.
 async fn dag_of(services: &Services, run: &RunRow) -> ServiceResult<DagPlan> {
-    services
-        .runs()
-        .stored_spec(run)
-        .await?
+    let stored = services.runs().stored_spec(run).await?;
+    stored
         .dag
         .ok_or_else(|| crate::ServiceError::invalid("content", "the dag's spec has no operations"))
 }

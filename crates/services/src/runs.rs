@@ -477,7 +477,7 @@ impl Runs<'_> {
             .ok_or_else(|| {
                 ServiceError::invalid("content", "the run has no compiled spec stored")
             })?;
-        StoredSpec::decode(&text).map_err(|e| ServiceError::invalid("content", e))
+        decode_spec(&text)
     }
 
     /// Announces a new run's first status to live streams and the scheduler.
@@ -1034,6 +1034,11 @@ impl<'a> Change<'a> {
         }
         Ok(timing)
     }
+}
+
+/// A stored compiled spec, read back.
+pub(crate) fn decode_spec(text: &str) -> ServiceResult<StoredSpec> {
+    StoredSpec::decode(text).map_err(|e| ServiceError::invalid("content", e))
 }
 
 /// What submission would have stored for `row`: its spec compiled with

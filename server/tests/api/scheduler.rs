@@ -62,6 +62,13 @@ async fn status(services: &Services, uuid: Uuid) -> RunStatus {
     run.status()
 }
 
+/// What a worker reports for a run that succeeds.
+const TO_SUCCESS: [RunStatus; 3] = [
+    RunStatus::Starting,
+    RunStatus::Running,
+    RunStatus::Succeeded,
+];
+
 /// What a worker reports as it runs `uuid`.
 async fn report(services: &Services, uuid: Uuid, statuses: &[RunStatus]) {
     let mut run = services.runs().handle(uuid).await.unwrap().unwrap();
@@ -155,16 +162,7 @@ async fn the_scheduler_ticks_step_by_step(db: Db) {
     // that `a` frees, ahead of `c`.
     let g = submit(&app, "g", Some("gpu")).await;
     clock.advance(1);
-    report(
-        &services,
-        a,
-        &[
-            RunStatus::Starting,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-        ],
-    )
-    .await;
+    report(&services, a, &TO_SUCCESS).await;
     let outcome = scheduler.tick().await.unwrap();
     assert_eq!(outcome.queued, [g]);
     assert_eq!(outcome.started, [(g, workers())]);
@@ -284,16 +282,7 @@ async fn queues_send_their_runs_to_their_executor(db: Db) {
     assert_eq!(put.body["executor"], "workers");
     let outcome = scheduler.tick().await.unwrap();
     assert!(outcome.started.is_empty(), "{outcome:?}");
-    report(
-        &services,
-        d,
-        &[
-            RunStatus::Starting,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-        ],
-    )
-    .await;
+    report(&services, d, &TO_SUCCESS).await;
     let outcome = scheduler.tick().await.unwrap();
     assert_eq!(outcome.started, [(k, ExecutorName::Workers)]);
     assert_eq!(*remote.started.lock().unwrap(), [r, k]);

@@ -73,7 +73,7 @@ impl RunHandle {
     /// execution is filled in with [`StoredSpec::for_execution`].
     pub async fn spec(&self) -> ServiceResult<StoredSpec> {
         match &self.compiled {
-            Some(text) => StoredSpec::decode(text).map_err(|e| ServiceError::invalid("content", e)),
+            Some(text) => crate::runs::decode_spec(text),
             None => self.services.runs().stored_spec(&self.row).await,
         }
     }
