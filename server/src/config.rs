@@ -43,6 +43,17 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of the Redis channels.
     pub redis_prefix: String,
+    /// When idle services are stopped.
+    pub culling: CullingSettings,
+}
+
+/// When idle services are stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CullingSettings {
+    /// How often services are checked.
+    pub every: std::time::Duration,
+    /// The idle timeout of built-in workspaces whose spec sets none.
+    pub hub_default: Option<std::time::Duration>,
 }
 
 /// The local executor's settings.

@@ -122,6 +122,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let config = LocalConfig {
         heartbeat: Duration::from_secs(args.heartbeat.heartbeat_secs),
         system_metrics: args.heartbeat.system_metrics(),
+        advertise_host: args.advertise_host.clone(),
         ..LocalConfig::new(
             args.database.data_dir.clone(),
             args.api_url.trim_end_matches('/').to_owned(),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub services: Services,
     /// Where the compiled site lives and what it is called.
     pub leptos_options: LeptosOptions,
+    /// The workspace proxy's client and address cache.
+    pub proxy: crate::proxy::Proxy,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -93,6 +95,7 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
     let state = AppState {
         services: services.clone(),
         leptos_options: leptos_options.clone(),
+        proxy: crate::proxy::Proxy::default(),
     };
     let routes = generate_route_list(app::App);
     // The compiled front end is served before the dashboard's routes: its
@@ -106,6 +109,7 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
         .nest("/streams/v1", streams::router())
         .nest("/api/2.0", crate::mlflow::router())
         .route("/healthz", get(api::health::health))
+        .merge(crate::proxy::router())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -161,6 +165,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         settings.database.describe()
     );
     tokio::spawn(signal_shutdown(shutdown.clone()));
+    tokio::spawn(crate::proxy::cull_idle(
+        services_for_scheduler.clone(),
+        settings.culling.clone(),
+        shutdown.clone(),
+    ));
     let scheduler = settings.executor.zip(scheduling).map(|(executor, config)| {
         let local = LocalExecutor::new(
             services_for_scheduler.clone(),
@@ -186,10 +195,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .run_until_stopped(),
         )
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    // The peer address goes to proxied services as X-Forwarded-For.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("serving HTTP")?;
     if let Some(scheduler) = scheduler {
         // Running processes are stopped (SIGTERM, then SIGKILL) and marked.
         shutdown.cancel();

@@ -96,6 +96,8 @@ pub async fn project_view(
 pub struct RunPageData {
     pub run: wire::Run,
     pub conditions: Vec<wire::StatusCondition>,
+    /// For a service run: where it is opened, once it serves.
+    pub workspace: Option<wire::Workspace>,
 }
 
 /// Loads the run page.
@@ -113,7 +115,16 @@ pub async fn run_view(
     };
     let run = services.runs().get(at).await?;
     let conditions = services.runs().statuses(at).await?.status_conditions;
-    Ok(RunPageData { run, conditions })
+    let workspace = if run.kind == Some(trellis_domain::run::RunKind::Service) {
+        services.workspaces().get(at).await?
+    } else {
+        None
+    };
+    Ok(RunPageData {
+        run,
+        conditions,
+        workspace,
+    })
 }
 
 /// Lines shown by the logs tab at most (the CLI and API page through all).

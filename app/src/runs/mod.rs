@@ -8,6 +8,7 @@ pub mod pages;
 pub mod pipeline;
 pub mod table;
 pub mod tracking;
+pub mod workspaces;
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;

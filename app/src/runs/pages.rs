@@ -52,7 +52,7 @@ pub fn RunPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {
-                    Ok(view_data) => view! { <RunHeader run=view_data.run /> }.into_any(),
+                    Ok(view_data) => view! { <RunHeader run=view_data.run workspace=view_data.workspace /> }.into_any(),
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
             })}
@@ -129,7 +129,7 @@ fn subscribe_project(
 }
 
 #[component]
-fn RunHeader(run: wire::Run) -> impl IntoView {
+fn RunHeader(run: wire::Run, workspace: Option<wire::Workspace>) -> impl IntoView {
     let project_href = format!("/{}/{}", run.owner, run.project);
     let base = format!("{project_href}/runs/{}", run.uuid);
     let title = run.name.clone().unwrap_or_else(|| run.uuid.to_string());
@@ -147,6 +147,7 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
         <div class="flex flex-wrap items-center gap-3">
             <h1 class="text-2xl font-bold tracking-tight" data-testid="run-title">{title}</h1>
             <StatusBadge status=run.status />
+            {workspace.map(|workspace| view! { <OpenWorkspace workspace /> })}
         </div>
         <p class="mt-1 font-mono text-xs text-slate-500">{run.uuid.to_string()}</p>
         {run.pipeline.map(|pipeline| {
@@ -172,6 +173,33 @@ fn RunHeader(run: wire::Run) -> impl IntoView {
                 {is_pipeline.then(|| view! { <Tab href=format!("{base}/pipeline") label="Pipeline" /> })}
             </nav>
         </div>
+    }
+}
+
+/// A service run's "Open" button (the proxied address, in a new tab), or
+/// what it waits for before it can be opened.
+#[component]
+fn OpenWorkspace(workspace: wire::Workspace) -> impl IntoView {
+    match workspace.url {
+        Some(url) => view! {
+            <a
+                href=url
+                target="_blank"
+                rel="noopener"
+                data-testid="open-workspace"
+                class="rounded-md bg-emerald-600 px-3 py-1 text-sm font-medium text-white hover:bg-emerald-700"
+            >
+                "Open ↗"
+            </a>
+        }
+        .into_any(),
+        None if !workspace.run.status.is_done() => view! {
+            <span class="text-sm text-slate-500" data-testid="workspace-starting">
+                "Starting: it opens here once the app answers…"
+            </span>
+        }
+        .into_any(),
+        None => ().into_any(),
     }
 }
 
@@ -204,7 +232,9 @@ fn with_run<V: IntoView + 'static>(
 #[component]
 pub fn RunOverview() -> impl IntoView {
     with_run(|view_data| {
-        let RunPageData { run, conditions } = view_data;
+        let RunPageData {
+            run, conditions, ..
+        } = view_data;
         let description = run.description.clone();
         let (inputs, outputs) = (run.inputs.clone(), run.outputs.clone());
         view! {

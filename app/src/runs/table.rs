@@ -22,6 +22,7 @@ use super::api::{BulkAction, BulkRuns, PAGE_SIZE, ProjectPageData, project_view}
 use super::pages::follow_statuses;
 use super::param;
 use super::tracking::number;
+use super::workspaces::WorkspacesPanel;
 use crate::projects::pages::Tags;
 use crate::ui::{EmptyState, ErrorView, Pager, StatusBadge, format_duration, format_time};
 
@@ -56,6 +57,7 @@ pub fn ProjectPage() -> impl IntoView {
     // outcome of the last bulk action.
     let selected = RwSignal::new(Vec::<String>::new());
     let bulk = ServerAction::<BulkRuns>::new();
+    let workspace_form = RwSignal::new(false);
     // When a bulk action ends: clear the selection and re-read the table.
     Effect::new(move |previous: Option<usize>| {
         let version = bulk.version().get();
@@ -72,7 +74,7 @@ pub fn ProjectPage() -> impl IntoView {
                 match view_data.await {
                     Ok(data) => {
                         let filters = Filters { page: page(), query: query(), sort: sort(), columns: columns() };
-                        view! { <ProjectContent data filters selected bulk /> }.into_any()
+                        view! { <ProjectContent data filters selected bulk refresh workspace_form /> }.into_any()
                     }
                     Err(error) => view! { <ErrorView error /> }.into_any(),
                 }
@@ -147,6 +149,8 @@ fn ProjectContent(
     filters: Filters,
     selected: RwSignal<Vec<String>>,
     bulk: ServerAction<BulkRuns>,
+    refresh: ReadSignal<u32>,
+    workspace_form: RwSignal<bool>,
 ) -> impl IntoView {
     let ProjectPageData {
         project,
@@ -193,6 +197,7 @@ fn ProjectContent(
                 <dd>{format_time(project.created_at)}</dd>
             </dl>
         </div>
+        <WorkspacesPanel owner=owner.clone() project=name.clone() refresh open_form=workspace_form />
         <div class="mb-4 flex flex-wrap items-start gap-2">
             <div class="min-w-0 flex-1">
                 <QueryBox action=base.clone() filters=filters.clone() error=query_error fields=fields.clone() />

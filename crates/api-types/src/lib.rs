@@ -114,6 +114,39 @@ pub struct Run {
     pub pipeline_index: Option<i64>,
 }
 
+/// A service run seen as a workspace: where to open it and how long it has
+/// been up and idle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Workspace {
+    pub run: Run,
+    /// The component it runs (`jupyterlab`, `streamlit`, a user's own).
+    pub component: Option<String>,
+    /// The ports its spec declares.
+    pub ports: Vec<u16>,
+    /// Where a browser opens it through the proxy (its first port), once it
+    /// serves.
+    pub url: Option<String>,
+    /// Seconds since it started serving.
+    pub uptime_secs: Option<u64>,
+    /// Seconds since the proxy last relayed traffic to it (or since it
+    /// started, when nothing was relayed yet).
+    pub idle_secs: Option<u64>,
+    /// `termination.culling.timeout`: stopped when idle this long.
+    pub culling_secs: Option<u64>,
+}
+
+/// A built-in component of the hub (`hubRef: name`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HubComponent {
+    pub name: String,
+    pub version: String,
+    pub summary: String,
+    /// The Polyaxonfile.
+    pub content: String,
+}
+
 /// Body of `POST /api/v1/{owner}/{project}/runs`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1196,3 +1196,66 @@ pub async fn silent_since(
     });
     Ok(rows)
 }
+
+/// What the workspace proxy reads of run `uuid`: the run, its stored spec
+/// (for the declared ports) and where its service listens, in one query.
+pub async fn service_target(
+    db: &Db,
+    uuid: Uuid,
+) -> DbResult<Option<(RunRow, Option<String>, Option<String>)>> {
+    let found = with_pool!(db, |pool| {
+        let row = sqlx::query(concat!(
+            run_columns!(),
+            ", r.compiled, r.endpoints FROM runs r JOIN projects p ON p.id = r.project_id
+             WHERE r.uuid = $1 AND r.deleted_at IS NULL"
+        ))
+        .bind(uuid)
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some(row) => Some((
+                decode_run(&row)?,
+                row.try_get("compiled")?,
+                row.try_get("endpoints")?,
+            )),
+            None => None,
+        }
+    });
+    Ok(found)
+}
+
+/// Service runs in `statuses`, in project `project_id` or everywhere, with
+/// their stored specs and endpoints: the Workspaces view and the culler.
+pub async fn services_in(
+    db: &Db,
+    project_id: Option<i64>,
+    statuses: &[RunStatus],
+    limit: u32,
+) -> DbResult<Vec<(RunRow, Option<String>, Option<String>)>> {
+    let sql = format!(
+        "{}, r.compiled, r.endpoints FROM runs r JOIN projects p ON p.id = r.project_id
+         WHERE r.kind = 'service' AND r.deleted_at IS NULL AND r.status IN ({})
+           AND ($1 IS NULL OR r.project_id = $1)
+         ORDER BY r.id DESC LIMIT ${}",
+        run_columns!(),
+        bind_list(statuses.len(), 2),
+        statuses.len() + 2
+    );
+    let rows = with_pool!(db, |pool| {
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone())).bind(project_id);
+        for status in statuses {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    decode_run(row)?,
+                    row.try_get("compiled")?,
+                    row.try_get("endpoints")?,
+                ))
+            })
+            .collect::<DbResult<Vec<_>>>()?
+    });
+    Ok(rows)
+}

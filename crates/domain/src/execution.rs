@@ -28,6 +28,8 @@ pub enum Reason {
     WorkerShutdown,
     /// The executor stopped sending heartbeats; the run is handed back.
     ExecutorLost,
+    /// A service stopped for being idle (`termination.culling.timeout`).
+    Culled,
 }
 
 impl Reason {
@@ -41,6 +43,7 @@ impl Reason {
             Reason::ServerShutdown => "ServerShutdown",
             Reason::WorkerShutdown => "WorkerShutdown",
             Reason::ExecutorLost => "ExecutorLost",
+            Reason::Culled => "Culled",
         }
     }
 }
@@ -55,6 +58,8 @@ pub enum Ending {
     },
     /// Stopped on request.
     Stopped,
+    /// Stopped by the culler for being idle; with its message.
+    Culled { message: String },
     /// Stopped after `termination.timeout` seconds.
     TimedOut { after_secs: u64 },
     /// The executor itself went away mid-run.
@@ -177,6 +182,11 @@ pub fn conclude(ending: Ending, retries: Retries) -> Outcome {
             Reason::Stopped,
             Some("Stopped on request"),
         ),
+        Ending::Culled { message } => Outcome::Finish(Finish::new(
+            RunStatus::Stopped,
+            Reason::Culled,
+            Some(message),
+        )),
         Ending::TimedOut { after_secs } => Outcome::Finish(Finish::new(
             RunStatus::Failed,
             Reason::Timeout,
@@ -184,6 +194,19 @@ pub fn conclude(ending: Ending, retries: Retries) -> Outcome {
                 "Stopped after the termination timeout of {after_secs}s"
             )),
         )),
+    }
+}
+
+/// How a run that was asked to stop ended, from the `stopping`
+/// condition's reason and message: a culled service says so, any other
+/// stop is a stop on request.
+pub fn stopped_for(reason: &str, message: Option<&str>) -> Ending {
+    if reason == Reason::Culled.as_str() {
+        Ending::Culled {
+            message: message.unwrap_or("Stopped for being idle").to_owned(),
+        }
+    } else {
+        Ending::Stopped
     }
 }
 

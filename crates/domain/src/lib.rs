@@ -29,6 +29,7 @@ pub mod logs;
 pub mod mlflow;
 pub mod name;
 pub mod pql;
+pub mod proxy;
 pub mod run;
 pub mod scheduling;
 pub mod series;

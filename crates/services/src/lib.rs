@@ -26,6 +26,7 @@ pub mod scheduler;
 pub mod streams;
 pub mod tracking;
 pub mod worker;
+pub mod workspaces;
 
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub struct Services {
     /// Trials' metric series early stopping has read, per sweep, so a
     /// tick re-reads only the series that grew.
     stopping_series: pipelines::SeriesCache,
+    /// Traffic the workspace proxy relayed, per run: what idle means.
+    activity: Arc<workspaces::ActivityBoard>,
 }
 
 impl Services {
@@ -72,6 +75,7 @@ impl Services {
             configured_queues: Arc::default(),
             artifacts: None,
             stopping_series: pipelines::SeriesCache::default(),
+            activity: Arc::default(),
         }
     }
 
@@ -124,6 +128,16 @@ impl Services {
     /// Project use cases.
     pub fn projects(&self) -> projects::Projects<'_> {
         projects::Projects { services: self }
+    }
+
+    /// Service runs as workspaces: the proxy's lookup, listing, culling.
+    pub fn workspaces(&self) -> workspaces::Workspaces<'_> {
+        workspaces::Workspaces { services: self }
+    }
+
+    /// Proxied traffic per run, marked by the proxy.
+    pub fn activity(&self) -> &workspaces::ActivityBoard {
+        &self.activity
     }
 
     /// Run use cases.

@@ -87,7 +87,7 @@ pub struct RunRef<'a> {
     pub uuid: &'a str,
 }
 
-fn to_dto(row: RunRow) -> api::Run {
+pub(crate) fn to_dto(row: RunRow) -> api::Run {
     api::Run {
         uuid: row.uuid,
         name: row.name,
@@ -571,6 +571,33 @@ impl Runs<'_> {
             {
                 Some(updated) => return Ok(to_dto(updated)),
                 None => row = self.load(at).await?,
+            }
+        }
+        Err(contended())
+    }
+
+    /// Asks run `uuid` to stop for `reason` (a culler, not a user): its
+    /// `stopping` condition carries the reason and message, which the
+    /// executor repeats on `stopped`. `false` when it had nothing to stop.
+    pub async fn stop_as(
+        &self,
+        uuid: uuid::Uuid,
+        reason: trellis_domain::execution::Reason,
+        message: &str,
+    ) -> ServiceResult<bool> {
+        for _ in 0..MAX_STATUS_ATTEMPTS {
+            let Some(row) = runs::find_any(&self.services.db, uuid).await? else {
+                return Ok(false);
+            };
+            let Some(target) = row.status.stop_target() else {
+                return Ok(false);
+            };
+            if self
+                .try_change(&row, target, Some(reason.as_str()), Some(message))
+                .await?
+                .is_some()
+            {
+                return Ok(true);
             }
         }
         Err(contended())

@@ -13,6 +13,7 @@ pub mod projects;
 pub mod queues;
 pub mod runs;
 pub mod tracking;
+pub mod workspaces;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
         .route("/queues", get(queues::list_queues))
+        .route("/hub", get(workspaces::list_hub))
         .route(
             "/queues/{name}",
             axum::routing::put(queues::put_queue).delete(queues::delete_queue),
@@ -47,6 +49,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/{owner}/{project}/runs",
             get(runs::list_runs).post(runs::create_run),
+        )
+        .route(
+            "/{owner}/{project}/workspaces",
+            get(workspaces::list_workspaces),
         )
         .route(
             "/{owner}/{project}/runs/{uuid}",

@@ -42,11 +42,14 @@ use utoipa::OpenApi;
         super::tracking::put_artifact,
         super::tracking::get_artifact,
         super::tracking::delete_artifact,
+        super::workspaces::list_workspaces,
+        super::workspaces::list_hub,
     ),
     tags(
         (name = "projects", description = "Projects: named homes for runs, unique per owner"),
         (name = "runs", description = "Runs and their status conditions"),
         (name = "tracking", description = "Metrics, params, outputs, tags and artifacts of runs"),
+        (name = "workspaces", description = "Service runs opened through the proxy, and the built-in components that start them"),
         (name = "health", description = "Liveness of the server and its database"),
     )
 )]

@@ -150,12 +150,22 @@ pub struct RunTarget {
     pub uid: String,
 }
 
-/// `trellis run -f polyaxonfile.yaml`.
+/// `trellis run -f polyaxonfile.yaml` or `trellis run --hub jupyterlab`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The Polyaxonfile to submit (YAML or JSON).
-    #[arg(short = 'f', long = "file")]
-    pub file: PathBuf,
+    #[arg(
+        short = 'f',
+        long = "file",
+        required_unless_present = "hub",
+        conflicts_with = "hub"
+    )]
+    pub file: Option<PathBuf>,
+    /// A built-in component instead of a file: `jupyterlab`, `notebook`,
+    /// `vscode`, `streamlit`, `tensorboard` (`trellis hub ls`); its inputs
+    /// as `-P name=value`.
+    #[arg(long, value_name = "NAME")]
+    pub hub: Option<String>,
     #[command(flatten)]
     pub project: ProjectArg,
     #[arg(long)]
@@ -194,6 +204,25 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// `trellis hub ...`.
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    pub command: HubCommand,
+}
+
+/// Hub commands; they need no server.
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// List the built-in components.
+    Ls,
+    /// Print a built-in component's Polyaxonfile.
+    Show {
+        /// `name` or `name:version`.
+        name: String,
+    },
+}
+
 /// Runs a user command; returns the process exit code.
 pub async fn dispatch(command: Command) -> i32 {
     let result = match command {
@@ -201,6 +230,7 @@ pub async fn dispatch(command: Command) -> i32 {
         Command::Ops(args) => ops(args).await,
         Command::Run(args) => run(args).await,
         Command::Check(args) => check(&args),
+        Command::Hub(args) => hub(&args),
         Command::Server(_) | Command::Migrate(_) | Command::Scheduler(_) | Command::Worker(_) => {
             Ok(())
         }
@@ -495,7 +525,23 @@ fn prepare(
 ) -> Result<(String, serde_json::Map<String, Value>, spec::CompiledRun), CliError> {
     let text = read_spec(file)?;
     let name = file.display().to_string();
-    let resolver = BesideFile(file.parent().map(PathBuf::from).unwrap_or_default());
+    prepare_text(
+        text,
+        name,
+        file.parent().map(PathBuf::from).unwrap_or_default(),
+        params,
+    )
+}
+
+/// [`prepare`] for `text`, named `name` in errors, whose `pathRef`s are
+/// read beside `dir`.
+fn prepare_text(
+    text: String,
+    name: String,
+    dir: PathBuf,
+    params: &[String],
+) -> Result<(String, serde_json::Map<String, Value>, spec::CompiledRun), CliError> {
+    let resolver = BesideFile(dir);
     let with_file = |mut e: spec::SpecError| {
         e.file.get_or_insert(name.clone());
         CliError::Usage(e.to_string())
@@ -525,8 +571,39 @@ fn prepare(
     Ok((content, overrides.into_iter().collect(), compiled))
 }
 
+fn hub(args: &HubArgs) -> Result<(), CliError> {
+    match &args.command {
+        HubCommand::Ls => {
+            for component in spec::hub::COMPONENTS {
+                println!(
+                    "{:<12} v{}  {}",
+                    component.name, component.version, component.summary
+                );
+            }
+        }
+        HubCommand::Show { name } => {
+            let component = spec::hub::find(name).map_err(CliError::Usage)?;
+            print!("{}", component.content);
+        }
+    }
+    Ok(())
+}
+
 async fn run(args: RunArgs) -> Result<(), CliError> {
-    let (content, params, _) = prepare(&args.file, &args.params)?;
+    let (content, params, _) = match (&args.hub, &args.file) {
+        (Some(name), _) => prepare_text(
+            spec::hub::operation(name, &[]),
+            format!("hub:{name}"),
+            PathBuf::new(),
+            &args.params,
+        )?,
+        (None, Some(file)) => prepare(file, &args.params)?,
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give a Polyaxonfile with -f or a built-in component with --hub".into(),
+            ));
+        }
+    };
     let client = ApiClient::new(&args.client.host)?;
     let (owner, name) = split_project(&args.project.project);
     let body = json!({

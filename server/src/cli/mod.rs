@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use trellis_domain::scheduling::QueueLimits;
 
-use crate::config::{DatabaseSettings, ExecutorSettings, Settings};
+use crate::config::{CullingSettings, DatabaseSettings, ExecutorSettings, Settings};
 
 /// Trellis: an open-source machine-learning platform in one binary.
 #[derive(Debug, Parser)]
@@ -58,6 +58,8 @@ pub enum Command {
     Run(commands::RunArgs),
     /// Check a Polyaxonfile without submitting it (no server needed).
     Check(commands::CheckArgs),
+    /// The built-in components: ready-made workspaces (`trellis run --hub`).
+    Hub(commands::HubArgs),
     /// Distributed mode: schedule queued runs onto the RabbitMQ work queue
     /// (needs AMQP_URL and a shared DATABASE_URL).
     Scheduler(SchedulerArgs),
@@ -162,6 +164,11 @@ pub struct WorkerArgs {
     /// This worker's name in run conditions (default: host name and pid).
     #[arg(long, env = "TRELLIS_WORKER_NAME")]
     pub name: Option<String>,
+    /// The host name or address the server's workspace proxy reaches this
+    /// worker's services at. With it, services listen on every interface;
+    /// without, on 127.0.0.1 only (a worker on the server's host).
+    #[arg(long, env = "TRELLIS_ADVERTISE_HOST")]
+    pub advertise_host: Option<String>,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
     #[command(flatten)]
@@ -251,6 +258,14 @@ pub struct ServerArgs {
     /// clone), else `site/` beside the executable (a release archive).
     #[arg(long, env = "LEPTOS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+    /// Built-in workspaces (`--hub jupyterlab`, ...) whose spec sets no
+    /// `termination.culling.timeout` are stopped after this many seconds
+    /// without traffic through the proxy; 0 never culls them.
+    #[arg(long, env = "TRELLIS_WORKSPACE_IDLE_SECS", default_value_t = 3600)]
+    pub workspace_idle_secs: u64,
+    /// Seconds between checks for idle services.
+    #[arg(long, env = "TRELLIS_CULL_EVERY_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cull_every_secs: u64,
     #[command(flatten)]
     pub heartbeat: HeartbeatArgs,
     #[command(flatten)]
@@ -287,6 +302,11 @@ impl ServerArgs {
             }),
             redis_url: self.brokers.redis_url.clone().filter(|u| !u.is_empty()),
             redis_prefix: self.brokers.redis_prefix(),
+            culling: CullingSettings {
+                every: Duration::from_secs(self.cull_every_secs),
+                hub_default: (self.workspace_idle_secs > 0)
+                    .then(|| Duration::from_secs(self.workspace_idle_secs)),
+            },
         })
     }
 }

@@ -1122,6 +1122,8 @@ async fn run_logs_are_served_by_cursor(db: Db) {
 mod distributed;
 mod execution;
 mod pipelines;
+mod proxy;
 mod scheduler;
 mod streams;
 mod tracking;
+mod workspaces;

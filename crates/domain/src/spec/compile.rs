@@ -40,6 +40,10 @@ pub struct CompiledRun {
     /// The ports a service listens on (`run.ports`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<u16>,
+    /// `run.rewritePath`: the proxy strips its prefix before forwarding
+    /// (apps with no base-path setting, such as code-server).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewrite_path: bool,
     /// The operations of a DAG, in a valid execution order.
     pub dag_order: Vec<String>,
     /// Steps that prepare the working directory before the container runs.
@@ -48,6 +52,9 @@ pub struct CompiledRun {
     pub max_retries: Option<u32>,
     pub timeout: Option<u64>,
     pub ttl: Option<u64>,
+    /// `termination.culling.timeout`: a service idle this long is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culling: Option<u64>,
 }
 
 /// One `init` step, as the local executor performs it.
@@ -106,6 +113,9 @@ pub struct Globals {
     pub artifacts_path: Option<String>,
     pub base_url: Option<String>,
     pub ports: Vec<u16>,
+    /// The address a service listens on: `127.0.0.1` where only this host's
+    /// proxy reaches it, `0.0.0.0` on a worker the server dials from afar.
+    pub host: Option<String>,
 }
 
 const RUN_KINDS: &[&str] = &[
@@ -313,11 +323,17 @@ fn operation_component(
         })?;
         return Ok(component);
     }
-    if op.hub_ref.is_some() {
-        return Err(SpecError::at(
-            join(at, "hubRef"),
-            "`hubRef` components come from a component hub, which this server does not have; use `pathRef` or an inline `component`",
-        ));
+    if let Some(hub_ref) = &op.hub_ref {
+        let found = super::hub::find(hub_ref).map_err(|e| SpecError::at(join(at, "hubRef"), e))?;
+        let component = super::parse_raw(found.content).map_err(|mut e| {
+            e.file = Some(format!("hub:{}", found.name));
+            e
+        })?;
+        check_component(&component, "").map_err(|mut e| {
+            e.file = Some(format!("hub:{}", found.name));
+            e
+        })?;
+        return Ok(component);
     }
     Err(SpecError::at(
         join(at, "urlRef"),
@@ -1141,6 +1157,7 @@ fn compile_operation(
         matrix,
         container,
         ports: run.ports.clone().unwrap_or_default(),
+        rewrite_path: run.rewrite_path.unwrap_or(false),
         dag_order,
         init,
         schedule: op.schedule.as_ref().and_then(|s| s.kind.clone()),
@@ -1148,6 +1165,11 @@ fn compile_operation(
             .and_then(|v| u32::try_from(v).ok()),
         timeout: as_u(termination.and_then(|t| t.timeout)),
         ttl: as_u(termination.and_then(|t| t.ttl)),
+        culling: as_u(
+            termination
+                .and_then(|t| t.culling.as_ref())
+                .and_then(|c| c.timeout),
+        ),
     })
 }
 

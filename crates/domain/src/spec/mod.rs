@@ -12,6 +12,7 @@
 
 pub mod compile;
 mod error;
+pub mod hub;
 pub mod pipeline;
 pub mod raw;
 pub mod stored;

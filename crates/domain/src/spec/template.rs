@@ -125,6 +125,7 @@ const GLOBALS: &[&str] = &[
     "store_path",
     "base_url",
     "ports",
+    "host",
 ];
 
 fn global_value(name: &str, globals: &Globals) -> Result<Option<String>, String> {
@@ -157,6 +158,7 @@ fn global_value(name: &str, globals: &Globals) -> Result<Option<String>, String>
         ("run_outputs_path", None) => globals.run_outputs_path.clone(),
         ("artifacts_path", None) => globals.artifacts_path.clone(),
         ("base_url", None) => globals.base_url.clone(),
+        ("host", None) => globals.host.clone(),
         ("ports", None) => (!globals.ports.is_empty()).then(|| {
             globals
                 .ports

@@ -1,7 +1,6 @@
 //! One run, as executors (and the scheduler's tests) act on it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use trellis_db::runs::{Claim, RunRow};
 use trellis_db::tracking::NewPoint;
@@ -83,6 +82,23 @@ impl RunHandle {
         Ok(trellis_db::runs::find_any(&self.services.db, self.row.uuid)
             .await?
             .map(|r| r.status))
+    }
+
+    /// How the run ends now that it was asked to stop: a stop on request,
+    /// or culled for being idle, as the `stopping` condition says.
+    pub async fn stop_ending(&self) -> ServiceResult<trellis_domain::execution::Ending> {
+        let conditions = trellis_db::runs::conditions(&self.services.db, self.row.id).await?;
+        let request = conditions
+            .iter()
+            .rev()
+            .find(|c| c.status == RunStatus::Stopping);
+        Ok(match request {
+            Some(c) => trellis_domain::execution::stopped_for(
+                c.reason.as_deref().unwrap_or_default(),
+                c.message.as_deref(),
+            ),
+            None => trellis_domain::execution::Ending::Stopped,
+        })
     }
 
     /// Moves the run to `next` if the lifecycle allows it from where it is
@@ -191,10 +207,7 @@ impl RunHandle {
 
     /// Records where the service's declared ports listen (declared port →
     /// address), for [`super::Executor::address`] and the workspace proxy.
-    pub async fn record_endpoints(
-        &self,
-        endpoints: &BTreeMap<u16, SocketAddr>,
-    ) -> ServiceResult<()> {
+    pub async fn record_endpoints(&self, endpoints: &BTreeMap<u16, String>) -> ServiceResult<()> {
         let text = serde_json::to_string(endpoints)
             .map_err(|e| ServiceError::Dependency(format!("encoding endpoints: {e}")))?;
         trellis_db::runs::set_endpoints(&self.services.db, self.row.id, Some(&text)).await?;
@@ -202,7 +215,7 @@ impl RunHandle {
     }
 
     /// What [`RunHandle::record_endpoints`] recorded last.
-    pub async fn endpoints(&self) -> ServiceResult<BTreeMap<u16, SocketAddr>> {
+    pub async fn endpoints(&self) -> ServiceResult<BTreeMap<u16, String>> {
         match trellis_db::runs::endpoints(&self.services.db, self.row.id).await? {
             Some(text) => serde_json::from_str(&text).map_err(|e| {
                 ServiceError::Dependency(format!(

@@ -50,6 +50,11 @@ pub struct LocalConfig {
     /// How often the CPU, memory and GPU use of a run's processes is
     /// recorded as `system/*` metrics; `None` records none.
     pub system_metrics: Option<Duration>,
+    /// The host name or address the server reaches this host's services
+    /// at (a worker's `--advertise-host`). With one, services listen on
+    /// every interface; without, only on 127.0.0.1, for the proxy of the
+    /// server on this host.
+    pub advertise_host: Option<String>,
 }
 
 impl LocalConfig {
@@ -62,6 +67,16 @@ impl LocalConfig {
             grace: Duration::from_secs(10),
             heartbeat: Duration::from_secs(5),
             system_metrics: Some(Duration::from_secs(10)),
+            advertise_host: None,
+        }
+    }
+
+    /// Where a service listens (`globals.host`) and the host recorded for
+    /// the proxy to dial.
+    fn service_hosts(&self) -> (&str, &str) {
+        match &self.advertise_host {
+            Some(advertised) => ("0.0.0.0", advertised),
+            None => ("127.0.0.1", "127.0.0.1"),
         }
     }
 
@@ -167,8 +182,10 @@ impl LocalExecutor {
         // A service gets a free host port for each port it declares; the
         // ports and the address it is served under fill its templates
         // (`globals.ports`, `globals.base_url`, the path the proxy keeps).
-        let mut endpoints: BTreeMap<u16, SocketAddr> = BTreeMap::new();
+        let mut endpoints: BTreeMap<u16, String> = BTreeMap::new();
+        let mut listening = None;
         if assignment.kind == Some(RunKind::Service) {
+            let (bind, advertised) = config.service_hosts();
             let requested = stored.run.ports.clone();
             match free_ports(requested.len().max(1)) {
                 Ok(ports) => {
@@ -187,10 +204,13 @@ impl LocalExecutor {
                     endpoints = declared
                         .iter()
                         .zip(&ports)
-                        .map(|(declared, bound)| {
-                            (*declared, SocketAddr::from(([127, 0, 0, 1], *bound)))
-                        })
+                        .map(|(declared, bound)| (*declared, format!("{advertised}:{bound}")))
                         .collect();
+                    // Readiness is probed here, on the host that runs it.
+                    listening = ports
+                        .first()
+                        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)));
+                    globals.host = Some(bind.to_owned());
                     globals.ports = ports;
                 }
                 Err(error) => {
@@ -294,7 +314,6 @@ impl LocalExecutor {
         );
         // A job runs as soon as its process does; a service once its first
         // port accepts connections (checked below).
-        let listening = endpoints.values().next().copied();
         let mut ready = listening.is_none();
         if ready {
             // The pid is recorded with the change (a restarted server kills
@@ -393,6 +412,10 @@ impl LocalExecutor {
                     break Ending::Shutdown(config.executor_kind());
                 }
             }
+        };
+        let ending = match ending {
+            Ending::Stopped => run.stop_ending().await?,
+            other => other,
         };
         // Drain what the process wrote before it ended.
         while let Ok(line) = received.try_recv() {
@@ -525,6 +548,7 @@ fn globals(run: &Assignment, workdir: &std::path::Path, base_url: &str) -> Globa
         artifacts_path: Some(workdir.to_string_lossy().into_owned()),
         base_url: Some(base_url.to_owned()),
         ports: Vec::new(),
+        host: None,
     }
 }
 

@@ -30,7 +30,6 @@ pub mod local;
 pub mod workers;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use trellis_domain::scheduling::ExecutorName;
@@ -64,9 +63,10 @@ pub trait Executor: Send + Sync {
     async fn drain(&self);
 
     /// Where the service port `port` (as the spec declares it) of `run`
-    /// can be reached, once the run listens.
-    async fn address(&self, run: &RunHandle, port: u16) -> ServiceResult<Option<SocketAddr>> {
-        Ok(run.endpoints().await?.get(&port).copied())
+    /// can be reached (`host:port`), once the run listens. The proxy reads
+    /// the same record through [`crate::workspaces::Workspaces::target`].
+    async fn address(&self, run: &RunHandle, port: u16) -> ServiceResult<Option<String>> {
+        Ok(run.endpoints().await?.get(&port).cloned())
     }
 }
 

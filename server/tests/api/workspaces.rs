@@ -1,0 +1,432 @@
+//! Built-in workspaces with the real tools (installed by `scripts/dev
+//! setup` into a virtualenv outside the clone), started by `trellis
+//! server` and reached only through its proxy: a JupyterLab kernel runs a
+//! cell over the proxied WebSocket, survives culling while busy, is culled
+//! when idle and resumes with its files; Streamlit's stream connects;
+//! TensorBoard serves a scalar a job wrote.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::process::Server;
+use super::proxy::client;
+
+/// The virtualenv with JupyterLab, Streamlit and TensorBoard.
+fn workspace_python() -> String {
+    let venv = std::env::var_os("TRELLIS_WORKSPACES_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trellis/workspaces-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `scripts/dev setup` installs the workspace tools",
+        python.display()
+    );
+    python.to_string_lossy().into_owned()
+}
+
+async fn api(server: &Server, method: &str, path: &str, body: Option<Value>) -> Value {
+    let (status, body) = server.request(method, path, body).await.unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {body}"
+    );
+    body
+}
+
+async fn wait_for(
+    server: &Server,
+    project: &str,
+    uuid: &str,
+    wanted: &str,
+    within: Duration,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let run = api(
+            server,
+            "GET",
+            &format!("/api/v1/default/{project}/runs/{uuid}"),
+            None,
+        )
+        .await;
+        if run["status"] == wanted {
+            return run;
+        }
+        if run["status"] == "failed" {
+            let logs = api(
+                server,
+                "GET",
+                &format!("/api/v1/default/{project}/runs/{uuid}/logs"),
+                None,
+            )
+            .await;
+            panic!("run {uuid} failed: {logs}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {uuid} never became {wanted}; it is {}",
+            run["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn start_hub(server: &Server, project: &str, operation: &str, params: Value) -> String {
+    let run = api(
+        server,
+        "POST",
+        &format!("/api/v1/default/{project}/runs"),
+        Some(json!({ "content": operation, "params": params })),
+    )
+    .await;
+    run["uuid"].as_str().unwrap().replace('-', "")
+}
+
+fn host(server: &Server) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// The `_xsrf` cookie Jupyter set on the proxied page, with the path the
+/// proxy keeps it under.
+fn xsrf_cookie(response: &reqwest::Response) -> (String, String) {
+    let cookie = response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("_xsrf="))
+        .expect("Jupyter sets an _xsrf cookie");
+    let value = cookie["_xsrf=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (value, cookie)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resumes_with_its_files() {
+    let python = workspace_python();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--cull-every-secs", "1"]).await;
+    api(
+        &server,
+        "POST",
+        "/api/v1/default/projects/create",
+        Some(json!({"name": "lab"})),
+    )
+    .await;
+    let operation = "version: 1.1\nkind: operation\nhubRef: jupyterlab\ntermination:\n  culling:\n    timeout: 5\n";
+    let uuid = start_hub(&server, "lab", operation, json!({ "python": python })).await;
+    wait_for(&server, "lab", &uuid, "running", Duration::from_secs(90)).await;
+    let prefix = format!("/services/v1/default/lab/runs/{uuid}/8888");
+    let base = format!("{}{prefix}", server.base);
+    let client = client();
+
+    // The lab page, and the XSRF cookie kept under the prefix.
+    let page = client.get(format!("{base}/lab")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (xsrf, cookie) = xsrf_cookie(&page);
+    assert!(cookie.contains(&format!("Path={prefix}/")), "{cookie}");
+    assert!(page.text().await.unwrap().contains("JupyterLab"));
+    let with_xsrf = |request: reqwest::RequestBuilder| {
+        request
+            .header("Cookie", format!("_xsrf={xsrf}"))
+            .header("X-XSRFToken", &xsrf)
+            .header("Origin", server.base.clone())
+    };
+
+    // A file in its working directory, to find again after the resume.
+    let saved = with_xsrf(client.put(format!("{base}/api/contents/kept.txt")))
+        .json(&json!({"type": "file", "format": "text", "content": "still here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status(), 201, "{}", saved.text().await.unwrap());
+
+    // A kernel; `6*7` over its channels WebSocket, through the proxy.
+    let kernel: Value = with_xsrf(client.post(format!("{base}/api/kernels")))
+        .json(&json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kernel_id = kernel["id"].as_str().expect("a kernel id").to_owned();
+    let mut request = format!(
+        "ws://{}{prefix}/api/kernels/{kernel_id}/channels",
+        host(&server)
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("Cookie", format!("_xsrf={xsrf}").parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Origin", server.base.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let execute = |id: &str, code: &str| {
+        json!({
+            "header": {"msg_id": id, "username": "test", "session": "s1", "msg_type": "execute_request", "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": false, "store_history": true, "user_expressions": {}, "allow_stdin": false, "stop_on_error": true}
+        })
+        .to_string()
+    };
+    socket
+        .send(Message::Text(execute("m1", "6*7").into()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        assert!(Instant::now() < deadline, "no execute_result for 6*7");
+        let message = tokio::time::timeout(Duration::from_secs(60), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = message {
+            let message: Value = serde_json::from_str(&text).unwrap();
+            if message["msg_type"] == "execute_result" && message["parent_header"]["msg_id"] == "m1"
+            {
+                break message["content"]["data"]["text/plain"].clone();
+            }
+        }
+    };
+    assert_eq!(result, "42");
+
+    // A long cell, then no browser: busy is not idle.
+    socket
+        .send(Message::Text(
+            execute("m2", "import time; time.sleep(10)").into(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(socket);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let run = api(
+        &server,
+        "GET",
+        &format!("/api/v1/default/lab/runs/{uuid}"),
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "running", "a busy kernel was culled");
+
+    // Once the cell is done and nothing comes through, it is culled.
+    wait_for(&server, "lab", &uuid, "stopped", Duration::from_secs(30)).await;
+    let history = api(
+        &server,
+        "GET",
+        &format!("/api/v1/default/lab/runs/{uuid}/statuses"),
+        None,
+    )
+    .await;
+    let last = history["status_conditions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["reason"], "Culled", "{history}");
+    assert!(last["message"].as_str().unwrap().contains("idle"), "{last}");
+
+    // The proxy says so, and links to the run.
+    let gone = client
+        .get(format!("{base}/lab"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 503);
+    assert!(gone.text().await.unwrap().contains("is stopped"));
+
+    // Resumed: same run, same working directory, same files.
+    api(
+        &server,
+        "POST",
+        &format!("/api/v1/default/lab/runs/{uuid}/resume"),
+        Some(json!({})),
+    )
+    .await;
+    wait_for(&server, "lab", &uuid, "running", Duration::from_secs(90)).await;
+    let file: Value = client
+        .get(format!("{base}/api/contents/kept.txt?content=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["content"], "still here");
+    api(
+        &server,
+        "POST",
+        &format!("/api/v1/default/lab/runs/{uuid}/stop"),
+        None,
+    )
+    .await;
+    wait_for(&server, "lab", &uuid, "stopped", Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() {
+    let python = workspace_python();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    api(
+        &server,
+        "POST",
+        "/api/v1/default/projects/create",
+        Some(json!({"name": "apps"})),
+    )
+    .await;
+
+    // A job writes a TensorBoard event file into its outputs.
+    let writer = format!(
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{python}, -c]\n    args:\n      - |\n        import os, time\n        from tensorboard.compat.proto.event_pb2 import Event\n        from tensorboard.compat.proto.summary_pb2 import Summary\n        from tensorboard.summary.writer.event_file_writer import EventFileWriter\n        w = EventFileWriter(os.environ['TRELLIS_RUN_OUTPUTS_PATH'])\n        for step, loss in [(1, 0.5), (2, 0.25)]:\n            w.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[Summary.Value(tag='loss', simple_value=loss)])))\n        w.close()\n"
+    );
+    let job = api(
+        &server,
+        "POST",
+        "/api/v1/default/apps/runs",
+        Some(json!({"content": writer})),
+    )
+    .await;
+    let job_uuid = job["uuid"].as_str().unwrap().replace('-', "");
+    wait_for(
+        &server,
+        "apps",
+        &job_uuid,
+        "succeeded",
+        Duration::from_secs(60),
+    )
+    .await;
+    let outputs = dir.path().join("runs").join(&job_uuid).join("outputs");
+    let logdir = format!("trial:{}", outputs.display());
+    let board = start_hub(
+        &server,
+        "apps",
+        "version: 1.1\nkind: operation\nhubRef: tensorboard\n",
+        json!({ "python": python, "logdir": logdir }),
+    )
+    .await;
+
+    // A Streamlit app from a file.
+    let app = dir.path().join("app.py");
+    std::fs::write(
+        &app,
+        "import streamlit as st\nst.title('Hello from Trellis')\n",
+    )
+    .unwrap();
+    let streamlit = start_hub(
+        &server,
+        "apps",
+        "version: 1.1\nkind: operation\nhubRef: streamlit\n",
+        json!({ "python": python, "app": app.to_string_lossy() }),
+    )
+    .await;
+    wait_for(
+        &server,
+        "apps",
+        &streamlit,
+        "running",
+        Duration::from_secs(90),
+    )
+    .await;
+    let prefix = format!("/services/v1/default/apps/runs/{streamlit}/8501");
+    let client = client();
+    let page = client
+        .get(format!("{}{prefix}/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<div id=\"root\">"));
+    let health = client
+        .get(format!("{}{prefix}/_stcore/health", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.text().await.unwrap(), "ok");
+    let mut request = format!("ws://{}{prefix}/_stcore/stream", host(&server))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "streamlit".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("Origin", server.base.parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("Streamlit's stream connects through the proxy");
+    assert_eq!(response.status(), 101);
+    // Open, not refused: nothing closes it in the first second.
+    let early = tokio::time::timeout(Duration::from_secs(1), socket.next()).await;
+    assert!(
+        !matches!(early, Ok(Some(Ok(Message::Close(_)))) | Ok(None)),
+        "Streamlit closed the proxied stream: {early:?}"
+    );
+
+    // TensorBoard reads the job's scalar.
+    wait_for(&server, "apps", &board, "running", Duration::from_secs(90)).await;
+    let scalars = format!(
+        "{}/services/v1/default/apps/runs/{board}/6006/data/plugin/scalars/scalars?run=trial%2F.&tag=loss",
+        server.base
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let points = loop {
+        let reply = client.get(&scalars).send().await.unwrap();
+        if reply.status() == 200 {
+            let points: Value = reply.json().await.unwrap();
+            if points.as_array().is_some_and(|p| p.len() == 2) {
+                break points;
+            }
+        }
+        if Instant::now() > deadline {
+            let runs = client
+                .get(format!(
+                    "{}/services/v1/default/apps/runs/{board}/6006/data/runs",
+                    server.base
+                ))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let logs = api(
+                &server,
+                "GET",
+                &format!("/api/v1/default/apps/runs/{board}/logs"),
+                None,
+            )
+            .await;
+            panic!("TensorBoard never served the scalar; its runs: {runs}; its log: {logs}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(points[0][1], 1);
+    assert_eq!(points[1][2], 0.25);
+    for uuid in [&board, &streamlit] {
+        api(
+            &server,
+            "POST",
+            &format!("/api/v1/default/apps/runs/{uuid}/stop"),
+            None,
+        )
+        .await;
+    }
+}
