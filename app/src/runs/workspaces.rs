@@ -20,13 +20,11 @@ pub async fn project_workspaces(
     Ok(services.workspaces().list(&owner, &project).await?)
 }
 
-/// Starts built-in component `hub` from the New workspace form; empty
-/// fields keep the component's defaults.
+/// Starts built-in component `hub` in project `at` (`owner/project`) from
+/// the New workspace form; empty fields keep the component's defaults.
 #[server]
-#[allow(clippy::too_many_arguments, reason = "one argument per form field")]
 pub async fn start_workspace(
-    owner: String,
-    project: String,
+    at: String,
     hub: String,
     name: String,
     python: String,
@@ -35,6 +33,9 @@ pub async fn start_workspace(
     logdir: String,
 ) -> Result<wire::Run, AppError> {
     let services = crate::error::services()?;
+    let (owner, project) = at
+        .split_once('/')
+        .ok_or_else(|| AppError::Invalid(format!("`{at}` is not owner/project")))?;
     let mut params = serde_json::Map::new();
     for (key, value) in [
         ("python", python),
@@ -50,7 +51,7 @@ pub async fn start_workspace(
     let name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
     Ok(services
         .workspaces()
-        .start(&owner, &project, &hub, name, params)
+        .start(owner, project, &hub, name, params)
         .await?)
 }
 
@@ -181,8 +182,7 @@ fn NewWorkspaceForm(owner: String, project: String) -> impl IntoView {
     let field = move |name: &'static str| move || takes(&hub.get(), name);
     view! {
         <ActionForm action=start attr:class="mt-4 grid gap-3 sm:grid-cols-2" attr:data-testid="workspace-form">
-            <input type="hidden" name="owner" value=owner />
-            <input type="hidden" name="project" value=project />
+            <input type="hidden" name="at" value=format!("{owner}/{project}") />
             <label class="block text-sm font-medium">
                 "Kind"
                 <select name="hub" class=INPUT data-testid="workspace-kind" on:change=move |ev| hub.set(event_target_value(&ev))>

@@ -214,7 +214,7 @@ impl Service {
     /// Seconds without proxied traffic: since the last request or
     /// WebSocket frame, or since the run started.
     pub fn idle_secs(&self, board: &ActivityBoard, now: DateTime<Utc>) -> Option<u64> {
-        let started = self.run.timing.started_at?;
+        let started = self.run.timing.started_at?.max(board.since);
         let last = board
             .last_millis(self.run.uuid)
             .and_then(DateTime::from_timestamp_millis)
@@ -263,9 +263,20 @@ fn read_endpoints(row: &RunRow, text: Option<&str>) -> ServiceResult<BTreeMap<u1
 /// Proxied traffic per run, in memory: what idle means. Shared by the
 /// proxy (which marks it) and the culler and dashboard (which read it) of
 /// one server process.
-#[derive(Default)]
 pub struct ActivityBoard {
     runs: Mutex<HashMap<Uuid, Arc<Activity>>>,
+    /// When this process began watching: traffic before it is unknown, so
+    /// a service is not counted idle from before a restart of the server.
+    since: DateTime<Utc>,
+}
+
+impl Default for ActivityBoard {
+    fn default() -> Self {
+        Self {
+            runs: Mutex::default(),
+            since: Utc::now(),
+        }
+    }
 }
 
 /// One run's traffic: cheap to mark from every relayed frame.

@@ -365,3 +365,77 @@ async fn ops_logs_pages_and_follows_until_the_run_is_done() {
     assert_eq!(entries[1500]["stream"], "stderr");
     db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_components_are_listed_shown_and_run_by_name() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::start(data_dir.path(), None).await;
+    let server = tokio::task::spawn_blocking(move || {
+        let listed = trellis(&server, &["hub", "ls"]);
+        assert!(listed.status.success(), "{}", stderr(&listed));
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        for name in [
+            "jupyterlab",
+            "notebook",
+            "vscode",
+            "streamlit",
+            "tensorboard",
+        ] {
+            assert!(listed.contains(name), "{listed}");
+        }
+        let shown = trellis(&server, &["hub", "show", "streamlit:1"]);
+        assert!(shown.status.success(), "{}", stderr(&shown));
+        let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+        assert!(
+            shown.contains("kind: component") && shown.contains("streamlit run"),
+            "{shown}"
+        );
+        let unknown = trellis(&server, &["hub", "show", "jupyter-lab"]);
+        assert_eq!(unknown.status.code(), Some(1));
+        assert!(
+            stderr(&unknown).contains("did you mean `jupyterlab`"),
+            "{}",
+            stderr(&unknown)
+        );
+
+        json(&server, &["projects", "create", "lab"]);
+        let run = json(
+            &server,
+            &[
+                "run",
+                "-p",
+                "lab",
+                "--hub",
+                "jupyterlab",
+                "-P",
+                "python=/opt/venv/bin/python",
+                "--name",
+                "mine",
+            ],
+        );
+        assert_eq!(run["kind"], "service");
+        assert_eq!(run["name"], "mine");
+        assert_eq!(run["inputs"]["python"], "/opt/venv/bin/python");
+        assert!(
+            run["content"]
+                .as_str()
+                .unwrap()
+                .contains("hubRef: jupyterlab"),
+            "{run}"
+        );
+        // An input the component does not have is refused before submission.
+        let wrong = trellis(
+            &server,
+            &["run", "-p", "lab", "--hub", "jupyterlab", "-P", "app=x.py"],
+        );
+        assert_eq!(wrong.status.code(), Some(1), "{}", stderr(&wrong));
+        assert!(stderr(&wrong).contains("app"), "{}", stderr(&wrong));
+        // Neither a file nor a component.
+        let neither = trellis(&server, &["run", "-p", "lab"]);
+        assert_eq!(neither.status.code(), Some(2), "{}", stderr(&neither));
+        server
+    })
+    .await
+    .unwrap();
+    drop(server);
+}

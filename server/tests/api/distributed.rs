@@ -350,3 +350,66 @@ async fn a_worker_stopped_with_sigterm_hands_its_run_back_to_the_queue() {
     wait_until(&server, &uuid, "succeeded", Duration::from_secs(60)).await;
     assert_eq!(executor_of(&server, &uuid).await, "worker:staying");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_reaches_a_service_on_a_worker_at_its_advertised_host() {
+    let cluster = Cluster::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = cluster.server(dir.path()).await;
+    server
+        .request(
+            "POST",
+            "/api/v1/default/projects/create",
+            Some(json!({ "name": "dist" })),
+        )
+        .await
+        .unwrap();
+    let _scheduler = cluster.spawn("scheduler", &[], dir.path());
+    // 127.0.0.2 is this host too, but only a service listening on every
+    // interface answers there: the worker must bind wide and record the
+    // advertised address, and the proxy must dial what was recorded.
+    let _worker = cluster.spawn(
+        "worker",
+        &["--name", "far", "--advertise-host", "127.0.0.2"],
+        &dir.path().join("w"),
+    );
+    let spec = dir.path().join("web.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1.1\nkind: component\nrun:\n  kind: service\n  ports: [8000]\n  rewritePath: true\n  container:\n    image: python\n    command: [python3, -m, http.server, --bind, '{{ globals.host }}', '{{ globals.ports[0] }}']\n",
+    )
+    .unwrap();
+    let uuid = submit(&server, spec.to_str().unwrap()).await;
+    wait_until(&server, &uuid, "running", Duration::from_secs(30)).await;
+    let hex = uuid.replace('-', "");
+    let (status, _) = server
+        .request(
+            "GET",
+            &format!("/rewrite-services/v1/default/dist/runs/{hex}/8000/"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 200,
+        "the worker's service answers through the proxy"
+    );
+    let (listed, workspaces) = server
+        .request("GET", "/api/v1/default/dist/workspaces", None)
+        .await
+        .unwrap();
+    assert_eq!(listed, 200);
+    assert_eq!(
+        workspaces[0]["url"],
+        format!("/rewrite-services/v1/default/dist/runs/{hex}/8000/")
+    );
+    server
+        .request(
+            "POST",
+            &format!("/api/v1/default/dist/runs/{uuid}/stop"),
+            None,
+        )
+        .await
+        .unwrap();
+    wait_until(&server, &uuid, "stopped", Duration::from_secs(30)).await;
+}

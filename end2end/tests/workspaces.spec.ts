@@ -1,0 +1,75 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "@playwright/test";
+
+// A server with the local executor, started by global-setup.ts.
+const live = `http://127.0.0.1:${process.env.TRELLIS_E2E_LIVE_PORT ?? "18081"}`;
+const shots = join(__dirname, "..", "artifacts");
+// The virtualenv `scripts/dev setup` installs JupyterLab into.
+const python = join(
+  process.env.TRELLIS_WORKSPACES_VENV ?? join(homedir(), ".cache", "trellis", "workspaces-venv"),
+  "bin",
+  "python",
+);
+
+test("a JupyterLab workspace started from the dashboard runs a cell through the proxy", async ({ page, context, request }) => {
+  test.setTimeout(180_000);
+  const project = await request.post(`${live}/api/v1/default/projects/create`, { data: { name: "e2e-lab" } });
+  expect(project.status()).toBe(201);
+
+  // New workspace, from the project page.
+  await page.goto(`${live}/default/e2e-lab`);
+  await expect(page.getByTestId("workspaces")).toContainText("No workspace is open");
+  await page.waitForTimeout(1000); // hydration
+  await page.getByTestId("new-workspace").click();
+  await page.getByTestId("workspace-kind").selectOption("jupyterlab");
+  await page.getByTestId("workspace-name").fill("notebook");
+  await page.getByTestId("workspace-python").fill(python);
+  await page.getByTestId("start-workspace").click();
+
+  // Its run page follows it until the app answers, then offers Open.
+  await expect(page).toHaveURL(/\/default\/e2e-lab\/runs\/[0-9a-f-]+\/logs$/, { timeout: 15_000 });
+  const open = page.getByTestId("open-workspace");
+  await expect(open).toBeVisible({ timeout: 90_000 });
+  const href = await open.getAttribute("href");
+  expect(href).toMatch(/^\/services\/v1\/default\/e2e-lab\/runs\/[0-9a-f]{32}\/8888\/$/);
+
+  // The project's Workspaces list shows it with its Open link.
+  await page.goto(`${live}/default/e2e-lab`);
+  const row = page.getByTestId("workspace-row");
+  await expect(row).toContainText("notebook");
+  await expect(row).toContainText("jupyterlab");
+  await expect(row.getByTestId("workspace-open")).toHaveAttribute("href", href!);
+  await page.screenshot({ path: `${shots}/workspaces.png`, fullPage: true });
+
+  // Open it (a new tab), make a notebook, run `6*7`: the kernel's
+  // WebSocket goes through the proxy.
+  const [lab] = await Promise.all([context.waitForEvent("page"), row.getByTestId("workspace-open").click()]);
+  await lab.waitForLoadState();
+  expect(lab.url()).toContain(href!);
+  const launcher = lab.locator('.jp-LauncherCard[data-category="Notebook"]').first();
+  await expect(launcher).toBeVisible({ timeout: 60_000 });
+  await launcher.click();
+  const cell = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").first();
+  await expect(cell).toBeVisible({ timeout: 30_000 });
+  await cell.click();
+  await lab.keyboard.type("6*7");
+  await lab.keyboard.press("Shift+Enter");
+  const output = lab.locator(".jp-OutputArea-output").first();
+  await expect(output).toHaveText("42", { timeout: 60_000 });
+  await lab.screenshot({ path: `${shots}/jupyterlab.png` });
+  await lab.close();
+
+  // Stop it from the API; the proxy then says it is stopped.
+  const uuid = href!.split("/")[6];
+  const stopped = await request.post(`${live}/api/v1/default/e2e-lab/runs/${uuid}/stop`);
+  expect(stopped.status()).toBe(200);
+  await expect
+    .poll(async () => (await (await request.get(`${live}/api/v1/default/e2e-lab/runs/${uuid}`)).json()).status, {
+      timeout: 30_000,
+    })
+    .toBe("stopped");
+  const gone = await request.get(`${live}${href}lab`, { headers: { Accept: "text/html" } });
+  expect(gone.status()).toBe(503);
+  expect(await gone.text()).toContain("is stopped");
+});
