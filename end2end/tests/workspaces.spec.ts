@@ -73,3 +73,31 @@ test("a JupyterLab workspace started from the dashboard runs a cell through the 
   expect(gone.status()).toBe(503);
   expect(await gone.text()).toContain("is stopped");
 });
+
+test("VS Code (code-server) renders its workbench through the rewriting route", async ({ page, request }) => {
+  test.setTimeout(180_000);
+  const codeServer =
+    process.env.TRELLIS_CODE_SERVER ??
+    join(homedir(), ".cache", "trellis", "code-server", "node_modules", ".bin", "code-server");
+  const project = await request.post(`${live}/api/v1/default/projects/create`, { data: { name: "e2e-code" } });
+  expect(project.status()).toBe(201);
+  const created = await request.post(`${live}/api/v1/default/e2e-code/runs`, {
+    data: { name: "editor", content: "version: 1.1\nkind: operation\nhubRef: vscode\n", params: { code_server: codeServer } },
+  });
+  expect(created.status()).toBe(201);
+  const run = await created.json();
+  await page.goto(`${live}/default/e2e-code/runs/${run.uuid}`);
+  const open = page.getByTestId("open-workspace");
+  await expect(open).toBeVisible({ timeout: 90_000 });
+  const href = (await open.getAttribute("href"))!;
+  expect(href).toMatch(/^\/rewrite-services\/v1\/default\/e2e-code\/runs\/[0-9a-f]{32}\/8080\/$/);
+  await page.goto(`${live}${href}`);
+  // The workbench: its explorer and status bar, drawn by its scripts,
+  // which came through the proxy, connected over its WebSocket.
+  await expect(page.locator(".monaco-workbench")).toBeVisible({ timeout: 60_000 });
+  await expect(page.locator(".statusbar")).toBeVisible({ timeout: 60_000 });
+  expect(page.url()).toContain(href);
+  await page.screenshot({ path: `${shots}/vscode.png` });
+  const stopped = await request.post(`${live}/api/v1/default/e2e-code/runs/${run.uuid}/stop`);
+  expect(stopped.status()).toBe(200);
+});

@@ -450,18 +450,9 @@ fn upstream_request(
     for (name, value) in headers {
         let text = name.as_str();
         if rules::is_hop_by_hop(text)
-            || name == header::HOST
             || listed.iter().any(|l| l == text)
             || text.starts_with("x-forwarded-")
         {
-            continue;
-        }
-        if (name == header::ORIGIN || name == header::REFERER)
-            && let (Some(host), Ok(value)) = (public_host, value.to_str())
-            && let Some(rewritten) = rules::upstream_origin(value, host, authority)
-            && let Ok(rewritten) = HeaderValue::from_str(&rewritten)
-        {
-            forwarded.append(name.clone(), rewritten);
             continue;
         }
         forwarded.append(name.clone(), value.clone());
@@ -472,10 +463,14 @@ fn upstream_request(
         forwarded.insert(header::UPGRADE, upgrade.clone());
         forwarded.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    // Apps compare `Host` with `Origin` (Jupyter, Streamlit, code-server):
-    // both name the upstream now; the public name travels as
-    // X-Forwarded-Host.
-    if let Ok(host) = HeaderValue::from_str(authority) {
+    // `Host` and `Origin` pass unchanged, as nginx and JupyterHub's proxy
+    // pass them: the apps' origin checks compare the two (Jupyter,
+    // Streamlit) or `Origin` with `X-Forwarded-Host` (code-server), and a
+    // browser's own requests agree on all of them, while a foreign origin
+    // still differs and is refused by the app.
+    if !forwarded.contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(authority)
+    {
         forwarded.insert(header::HOST, host);
     }
     let mut chain: Vec<String> = headers

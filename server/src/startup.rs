@@ -119,7 +119,13 @@ pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
-        .layer(TraceLayer::new_for_http())
+        // 5xx answers are warnings here: a proxied service that is down is
+        // not the server failing, and handlers log their own internal
+        // errors as errors.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .layer(CatchPanicLayer::custom(api::error::panic_response))
         .with_state(state)
 }

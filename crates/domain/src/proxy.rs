@@ -192,22 +192,6 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// The `Origin` (or `Referer`) the upstream sees. The browser sends the
-/// proxy's own origin; apps compare it with their `Host`, which is the
-/// upstream address, so a same-origin request is rewritten to the
-/// upstream's origin. A foreign origin is passed on unchanged, so the
-/// app's own cross-origin and XSRF checks still refuse it.
-pub fn upstream_origin(value: &str, public_host: &str, upstream: &str) -> Option<String> {
-    let (_scheme, after) = value.split_once("://")?;
-    let (authority, path) = match after.find('/') {
-        Some(i) => after.split_at(i),
-        None => (after, ""),
-    };
-    authority
-        .eq_ignore_ascii_case(public_host)
-        .then(|| format!("http://{upstream}{path}"))
-}
-
 /// Rewrites a `Location` the app sent so that it points under the prefix:
 /// absolute URLs on the upstream's (or the public) host become paths, and,
 /// when the prefix was stripped, root-relative paths get it back. Other
@@ -452,34 +436,6 @@ mod tests {
         assert!(is_hop_by_hop("Keep-Alive"));
         assert!(!is_hop_by_hop("content-length"));
         assert!(!is_hop_by_hop("cookie"));
-    }
-
-    #[test]
-    fn only_the_proxys_own_origin_is_rewritten() {
-        assert_eq!(
-            upstream_origin(
-                "http://trellis.example:8000",
-                "trellis.example:8000",
-                "127.0.0.1:41234"
-            ),
-            Some("http://127.0.0.1:41234".into())
-        );
-        assert_eq!(
-            upstream_origin(
-                "https://trellis.example/lab?x=1",
-                "trellis.example",
-                "127.0.0.1:41234"
-            ),
-            Some("http://127.0.0.1:41234/lab?x=1".into())
-        );
-        assert_eq!(
-            upstream_origin("http://evil.example", "trellis.example", "127.0.0.1:41234"),
-            None
-        );
-        assert_eq!(
-            upstream_origin("null", "trellis.example", "127.0.0.1:1"),
-            None
-        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn test_service(prefix: &str) -> Router {
             .route(
                 &format!("{base}/redirect"),
                 get(|headers: HeaderMap| async move {
+                    // As apps build absolute URLs: from the Host they saw.
                     let host = headers[header::HOST].to_str().unwrap().to_owned();
                     Response::builder()
                         .status(StatusCode::FOUND)
@@ -303,18 +304,18 @@ async fn requests_reach_the_declared_port_with_the_prefix_and_forwarding_headers
     let headers = &reply["headers"];
     assert_eq!(reply["path"], format!("{}/api/status", ws.prefix));
     assert_eq!(reply["query"], "a=1&b=%2F");
-    assert_eq!(headers["host"], ws.upstream.to_string(), "{reply}");
+    assert_eq!(headers["host"], ws.trellis, "{reply}");
     assert_eq!(headers["x-forwarded-host"], ws.trellis, "{reply}");
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-prefix"], ws.prefix);
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["x-custom"], "kept");
     assert!(headers.get("x-secret").is_none(), "{reply}");
-    // The proxy's own origin becomes the app's; the app's checks pass.
-    assert_eq!(headers["origin"], format!("http://{}", ws.upstream));
+    // Host and Origin agree as the browser sent them; the app checks them.
+    assert_eq!(headers["origin"], format!("http://{}", ws.trellis));
     assert_eq!(
         headers["referer"],
-        format!("http://{}{}/lab", ws.upstream, ws.prefix)
+        format!("http://{}{}/lab", ws.trellis, ws.prefix)
     );
     // A foreign origin is passed on as is, for the app to refuse.
     let foreign: Value = client

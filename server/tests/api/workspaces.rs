@@ -430,3 +430,109 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
         .await;
     }
 }
+
+/// code-server, installed by `scripts/install-code-server`.
+fn code_server() -> String {
+    let path = std::env::var_os("TRELLIS_CODE_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/trellis/code-server/node_modules/.bin/code-server")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: `scripts/dev setup` installs code-server",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vscode_loads_its_workbench_and_connects_through_the_rewriting_route() {
+    let executable = code_server();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &[]).await;
+    api(
+        &server,
+        "POST",
+        "/api/v1/default/projects/create",
+        Some(json!({"name": "code"})),
+    )
+    .await;
+    let uuid = start_hub(
+        &server,
+        "code",
+        "version: 1.1\nkind: operation\nhubRef: vscode\n",
+        json!({ "code_server": executable }),
+    )
+    .await;
+    wait_for(&server, "code", &uuid, "running", Duration::from_secs(90)).await;
+    let prefix = format!("/rewrite-services/v1/default/code/runs/{uuid}/8080");
+    let client = super::proxy::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Its root redirects to the folder, relatively: the prefix stays.
+    let root = client
+        .get(format!("{}{prefix}/", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 302);
+    let location = root.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("./?folder="), "{location}");
+    let page = client
+        .get(format!("{}{prefix}/{}", server.base, &location[2..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    // The workbench's own assets load through the same prefix.
+    let script = html
+        .split('"')
+        .find(|s| s.contains("/static/out/vs/code/browser/workbench/workbench.js"))
+        .expect("the page names its workbench script")
+        .trim_start_matches("./")
+        .to_owned();
+    let asset = client
+        .get(format!("{}{prefix}/{script}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200, "{script}");
+    assert!(asset.bytes().await.unwrap().len() > 1_000_000);
+    // Its WebSocket (the remote connection) opens with the browser's origin.
+    let commit = script.split('/').next().unwrap().to_owned();
+    let mut request = format!(
+        "ws://{}{prefix}/{commit}?reconnectionToken=t1&reconnection=false&skipWebSocketFrames=false",
+        host(&server)
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("Origin", server.base.parse().unwrap());
+    let (_socket, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("code-server's WebSocket opens through the proxy");
+    assert_eq!(response.status(), 101);
+    // A foreign page cannot open it.
+    let mut foreign = format!(
+        "ws://{}{prefix}/{commit}?reconnectionToken=t2&reconnection=false&skipWebSocketFrames=false",
+        host(&server)
+    )
+    .into_client_request()
+    .unwrap();
+    foreign
+        .headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(foreign).await.is_err());
+    api(
+        &server,
+        "POST",
+        &format!("/api/v1/default/code/runs/{uuid}/stop"),
+        None,
+    )
+    .await;
+}
