@@ -94,21 +94,24 @@ struct Cached {
     owner: String,
     project: String,
     authority: String,
+    /// The run's traffic record, kept here so a cached request takes one
+    /// lock, not two.
+    activity: Arc<Activity>,
     at: Instant,
 }
 
 impl TargetCache {
-    fn get(&self, path: &ServicePath) -> Option<String> {
+    fn get(&self, path: &ServicePath) -> Option<(String, Arc<Activity>)> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(&(path.uuid, path.port))
             .filter(|c| {
                 c.at.elapsed() < CACHE_TTL && c.owner == path.owner && c.project == path.project
             })
-            .map(|c| c.authority.clone())
+            .map(|c| (c.authority.clone(), c.activity.clone()))
     }
 
-    fn put(&self, path: &ServicePath, authority: &str) {
+    fn put(&self, path: &ServicePath, authority: &str, activity: Arc<Activity>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|_, c| c.at.elapsed() < CACHE_TTL);
         entries.insert(
@@ -117,6 +120,7 @@ impl TargetCache {
                 owner: path.owner.clone(),
                 project: path.project.clone(),
                 authority: authority.to_owned(),
+                activity,
                 at: Instant::now(),
             },
         );
@@ -190,8 +194,8 @@ async fn relay(State(state): State<AppState>, mut request: Request) -> Response 
     };
     let proxy = &state.proxy;
     proxy.cache.watch(&state.services);
-    let authority = match proxy.cache.get(&path) {
-        Some(authority) => authority,
+    let (authority, activity) = match proxy.cache.get(&path) {
+        Some(found) => found,
         None => match lookup(
             &state,
             &path,
@@ -199,11 +203,10 @@ async fn relay(State(state): State<AppState>, mut request: Request) -> Response 
         )
         .await
         {
-            Ok(authority) => authority,
+            Ok(found) => found,
             Err(response) => return *response,
         },
     };
-    let activity = state.services.activity().of(path.uuid);
     activity.touch();
     let client_upgrade = is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
     let public_host = public_host(request.headers());
@@ -303,10 +306,11 @@ async fn lookup(
     state: &AppState,
     path: &ServicePath,
     accept: Option<HeaderValue>,
-) -> Result<String, Box<Response>> {
+) -> Result<(String, Arc<Activity>), Box<Response>> {
     let authority = lookup_fresh(state, path, accept.as_ref()).await?;
-    state.proxy.cache.put(path, &authority);
-    Ok(authority)
+    let activity = state.services.activity().of(path.uuid);
+    state.proxy.cache.put(path, &authority, activity.clone());
+    Ok((authority, activity))
 }
 
 async fn lookup_fresh(
@@ -518,12 +522,11 @@ fn rewrite_response_headers(
     authority: &str,
     public_host: Option<&str>,
 ) {
-    let listed = connection_listed(headers);
-    let names: Vec<HeaderName> = headers.keys().cloned().collect();
-    for name in names {
-        if rules::is_hop_by_hop(name.as_str()) || listed.iter().any(|l| l == name.as_str()) {
-            headers.remove(&name);
-        }
+    for name in connection_listed(headers) {
+        headers.remove(name.as_str());
+    }
+    for name in rules::HOP_BY_HOP {
+        headers.remove(*name);
     }
     if let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) {
         let rewritten =

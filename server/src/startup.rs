@@ -201,7 +201,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             .run_until_stopped(),
         )
     });
-    // The peer address goes to proxied services as X-Forwarded-For.
+    // Small answers (and proxied ones) go out at once, not after Nagle's
+    // delay; the peer address goes to proxied services as X-Forwarded-For.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set: {error}");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

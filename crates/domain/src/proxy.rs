@@ -178,19 +178,21 @@ fn percent_decode(text: &str) -> Vec<u8> {
 /// never forwarded. `Upgrade` and `Connection: upgrade` are re-added for a
 /// WebSocket hand-shake.
 pub fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: &[&str] = &[
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ];
-    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
+
+/// The hop-by-hop header names, lower case.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// Rewrites a `Location` the app sent so that it points under the prefix:
 /// absolute URLs on the upstream's (or the public) host become paths, and,

@@ -121,6 +121,8 @@ async fn ws_echo(upgrade: WebSocketUpgrade) -> Response {
         .on_upgrade(|mut socket: WebSocket| async move {
             while let Some(Ok(message)) = socket.recv().await {
                 let reply = match message {
+                    // The app dies: its connection drops without a close frame.
+                    AxumMessage::Text(text) if text.as_str() == "die" => return,
                     AxumMessage::Text(text) if text.as_str() == "close-me" => {
                         let _ = socket
                             .send(AxumMessage::Close(Some(CloseFrame {
@@ -514,6 +516,33 @@ async fn websockets_are_relayed_frame_for_frame(db: Db) {
         other => panic!("expected the app's close frame, got {other:?}"),
     }
     drop(socket);
+    // An app that dies mid-conversation ends the browser's socket too.
+    let mut request = format!("ws://{}{}/ws", ws.trellis, ws.prefix)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "streamlit".parse().unwrap());
+    let (mut dying, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    dying.send(Message::Text("die".into())).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), dying.next())
+        .await
+        .expect("the proxy kept a dead app's socket open");
+    assert!(
+        !matches!(ended, Some(Ok(Message::Text(_) | Message::Binary(_)))),
+        "{ended:?}"
+    );
+    drop(dying);
+    // Everything else still answers.
+    let after: Value = client()
+        .get(ws.url("/after-socket"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["path"], format!("{}/after-socket", ws.prefix));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while board.open_sockets(uuid) != 0 {
         assert!(
