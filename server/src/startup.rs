@@ -25,15 +25,27 @@ use crate::config::{DatabaseSettings, Settings};
 use crate::{api, streams};
 
 /// State shared by every route: the services, and Leptos's options for
-/// rendering pages and serving the compiled front end.
+/// rendering pages and serving the compiled front end. Cloned for every
+/// request (axum hands each handler its own copy), so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+/// What [`AppState`] shares.
+pub struct AppStateInner {
     /// Use cases, shared with the dashboard's server functions.
     pub services: Services,
     /// Where the compiled site lives and what it is called.
     pub leptos_options: LeptosOptions,
     /// The workspace proxy's client and address cache.
     pub proxy: crate::proxy::Proxy,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -92,11 +104,11 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
 /// The whole HTTP surface: `/api/v1`, `/healthz`, the dashboard and its
 /// server functions, and the compiled front end's files.
 pub fn router(services: Services, leptos_options: LeptosOptions) -> Router {
-    let state = AppState {
+    let state = AppState(Arc::new(AppStateInner {
         services: services.clone(),
         leptos_options: leptos_options.clone(),
         proxy: crate::proxy::Proxy::default(),
-    };
+    }));
     let routes = generate_route_list(app::App);
     // The compiled front end is served before the dashboard's routes: its
     // paths (`/pkg/trellis.js`) would otherwise match `/{owner}/{project}`.
