@@ -5,7 +5,8 @@
 //!
 //! Run with `scripts/dev bench-proxy` (installs nginx from Debian and
 //! configurable-http-proxy from npm, then runs `cargo bench -p trellis
-//! --bench proxy`). Measures: small-request latency p50/p99 under 32
+//! --bench proxy`). Measures: small-request latency p50/p99 for one
+//! client (what the proxy adds when nothing queues) and under 32
 //! concurrent keep-alive clients, 1 GiB streamed down and up (MB/s, and the
 //! proxy's peak RSS above its idle RSS meanwhile), and WebSocket echo round
 //! trips p50/p99. `TRELLIS_BENCH_PROXY_MIB` changes the streamed size
@@ -115,6 +116,10 @@ struct Peer {
 
 #[derive(Default)]
 struct Row {
+    /// One client, one request at a time: what the proxy adds to a
+    /// request when nothing queues.
+    one_p50_ms: f64,
+    one_p99_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
     rps: f64,
@@ -196,6 +201,8 @@ async fn bench() {
     let mut rows: BTreeMap<&'static str, Row> = BTreeMap::new();
     for peer in &peers {
         let mut row = Row::default();
+        (row.one_p50_ms, row.one_p99_ms) =
+            one_client(&format!("{}{prefix}/small", peer.base)).await;
         let (p50, p99, rps) =
             small_requests(&format!("{}{prefix}/small", peer.base), per_client).await;
         (row.p50_ms, row.p99_ms, row.rps) = (p50, p99, rps);
@@ -225,14 +232,16 @@ async fn bench() {
         machine()
     );
     println!(
-        "| path | p50 ms | p99 ms | req/s | down MB/s | up MB/s | peak RSS above idle, MiB | WS echo p50 ms | WS echo p99 ms |"
+        "| path | 1 client p50 ms | 1 client p99 ms | 32 clients p50 ms | 32 clients p99 ms | req/s | down MB/s | up MB/s | peak RSS above idle, MiB | WS echo p50 ms | WS echo p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for peer in &peers {
         let r = &rows[peer.name];
         println!(
-            "| {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {:.3} | {:.3} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} | {:.0} | {} | {:.3} | {:.3} |",
             peer.name,
+            r.one_p50_ms,
+            r.one_p99_ms,
             r.p50_ms,
             r.p99_ms,
             r.rps,
@@ -246,8 +255,9 @@ async fn bench() {
     let direct = &rows["direct"];
     let t = &rows["trellis"];
     println!(
-        "\nTrellis adds {:.3} ms at p99 over direct (goal ≤ 1 ms).",
-        t.p99_ms - direct.p99_ms
+        "\nTrellis adds {:.3} ms at p99 over direct with 32 clients (goal ≤ 1 ms), {:.3} ms with one.",
+        t.p99_ms - direct.p99_ms,
+        t.one_p99_ms - direct.one_p99_ms
     );
     for other in ["chp", "nginx"] {
         if let Some(o) = rows.get(other) {
@@ -423,6 +433,24 @@ async fn small_requests(url: &str, per_client: usize) -> (f64, f64, f64) {
         quantile(&all, 0.99),
         all.len() as f64 / seconds,
     )
+}
+
+/// 5000 sequential requests by one keep-alive client after 200 warm-up;
+/// p50 and p99 in ms.
+async fn one_client(url: &str) -> (f64, f64) {
+    let client = http_client();
+    let uri: hyper::Uri = url.parse().unwrap();
+    let mut latencies = Vec::with_capacity(5000);
+    for i in 0..5200 {
+        let start = Instant::now();
+        let response = client.get(uri.clone()).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        if i >= 200 {
+            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    (quantile(&latencies, 0.5), quantile(&latencies, 0.99))
 }
 
 /// Streams `mib` MiB down; MB/s.
