@@ -212,9 +212,17 @@ impl Service {
     }
 
     /// Seconds without proxied traffic: since the last request or
-    /// WebSocket frame, or since the run started.
+    /// WebSocket frame, or since this attempt started serving.
     pub fn idle_secs(&self, board: &ActivityBoard, now: DateTime<Utc>) -> Option<u64> {
-        let started = self.run.timing.started_at?.max(board.since);
+        // `started_at` is the first attempt's (a resumed run keeps it);
+        // `updated_at` is when the run last changed status, which for a
+        // running service is when this attempt began serving.
+        let started = self
+            .run
+            .timing
+            .started_at?
+            .max(board.since)
+            .max(self.run.updated_at);
         let last = board
             .last_millis(self.run.uuid)
             .and_then(DateTime::from_timestamp_millis)

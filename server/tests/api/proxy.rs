@@ -40,6 +40,31 @@ pub(crate) fn client() -> reqwest::Client {
     client_builder().build().unwrap()
 }
 
+/// `GET url`, read as JSON.
+pub(crate) async fn get_json(url: &str) -> Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A WebSocket hand-shake request to `url` with `headers` (`Origin`,
+/// `Cookie`, `Sec-WebSocket-Protocol`).
+pub(crate) fn ws_request(
+    url: &str,
+    headers: &[(&'static str, &str)],
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
+    request
+}
+
 /// Trellis's router served on a free port, as `trellis server` serves it.
 async fn serve_trellis(services: Services) -> String {
     let options = LeptosOptions::builder().output_name("trellis").build();
@@ -475,15 +500,13 @@ async fn bodies_stream_both_ways_and_events_arrive_as_sent(db: Db) {
 
 async fn websockets_are_relayed_frame_for_frame(db: Db) {
     let ws = running_workspace(db, "sockets", "").await;
-    let mut request = format!("ws://{}{}/ws", ws.trellis, ws.prefix)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "streamlit".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("Origin", format!("http://{}", ws.trellis).parse().unwrap());
+    let request = ws_request(
+        &format!("ws://{}{}/ws", ws.trellis, ws.prefix),
+        &[
+            ("Sec-WebSocket-Protocol", "streamlit"),
+            ("Origin", &format!("http://{}", ws.trellis)),
+        ],
+    );
     let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(response.headers()["sec-websocket-protocol"], "streamlit");
     let board = ws.services.activity();
@@ -517,12 +540,10 @@ async fn websockets_are_relayed_frame_for_frame(db: Db) {
     }
     drop(socket);
     // An app that dies mid-conversation ends the browser's socket too.
-    let mut request = format!("ws://{}{}/ws", ws.trellis, ws.prefix)
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "streamlit".parse().unwrap());
+    let request = ws_request(
+        &format!("ws://{}{}/ws", ws.trellis, ws.prefix),
+        &[("Sec-WebSocket-Protocol", "streamlit")],
+    );
     let (mut dying, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     dying.send(Message::Text("die".into())).await.unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(10), dying.next())
@@ -534,14 +555,7 @@ async fn websockets_are_relayed_frame_for_frame(db: Db) {
     );
     drop(dying);
     // Everything else still answers.
-    let after: Value = client()
-        .get(ws.url("/after-socket"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = get_json(&ws.url("/after-socket")).await;
     assert_eq!(after["path"], format!("{}/after-socket", ws.prefix));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while board.open_sockets(uuid) != 0 {
@@ -687,13 +701,6 @@ async fn a_client_leaving_mid_upload_harms_nothing(db: Db) {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&vec![1_u8; MIB]).await.unwrap();
     drop(stream);
-    let reply: Value = client()
-        .get(ws.url("/after"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = get_json(&ws.url("/after")).await;
     assert_eq!(reply["path"], format!("{}/after", ws.prefix));
 }

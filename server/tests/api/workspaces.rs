@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::process::Server;
-use super::proxy::client;
+use super::proxy::{client, ws_request};
 
 /// The virtualenv with JupyterLab, Streamlit and TensorBoard.
 fn workspace_python() -> String {
@@ -79,6 +78,19 @@ async fn wait_for(
     }
 }
 
+/// `trellis server` with `extra` arguments and project `project`.
+async fn server_with_project(dir: &std::path::Path, project: &str, extra: &[&str]) -> Server {
+    let server = Server::start_with(dir, None, extra).await;
+    api(
+        &server,
+        "POST",
+        "/api/v1/default/projects/create",
+        Some(json!({ "name": project })),
+    )
+    .await;
+    server
+}
+
 async fn start_hub(server: &Server, project: &str, operation: &str, params: Value) -> String {
     let run = api(
         server,
@@ -116,14 +128,7 @@ fn xsrf_cookie(response: &reqwest::Response) -> (String, String) {
 async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resumes_with_its_files() {
     let python = workspace_python();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None, &["--cull-every-secs", "1"]).await;
-    api(
-        &server,
-        "POST",
-        "/api/v1/default/projects/create",
-        Some(json!({"name": "lab"})),
-    )
-    .await;
+    let server = server_with_project(dir.path(), "lab", &["--cull-every-secs", "1"]).await;
     let operation = "version: 1.1\nkind: operation\nhubRef: jupyterlab\ntermination:\n  culling:\n    timeout: 5\n";
     let uuid = start_hub(&server, "lab", operation, json!({ "python": python })).await;
     wait_for(&server, "lab", &uuid, "running", Duration::from_secs(90)).await;
@@ -162,18 +167,16 @@ async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resume
         .await
         .unwrap();
     let kernel_id = kernel["id"].as_str().expect("a kernel id").to_owned();
-    let mut request = format!(
-        "ws://{}{prefix}/api/kernels/{kernel_id}/channels",
-        host(&server)
-    )
-    .into_client_request()
-    .unwrap();
-    request
-        .headers_mut()
-        .insert("Cookie", format!("_xsrf={xsrf}").parse().unwrap());
-    request
-        .headers_mut()
-        .insert("Origin", server.base.parse().unwrap());
+    let request = ws_request(
+        &format!(
+            "ws://{}{prefix}/api/kernels/{kernel_id}/channels",
+            host(&server)
+        ),
+        &[
+            ("Cookie", &format!("_xsrf={xsrf}")),
+            ("Origin", &server.base),
+        ],
+    );
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let execute = |id: &str, code: &str| {
         json!({
@@ -284,14 +287,7 @@ async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resume
 async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() {
     let python = workspace_python();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None, &[]).await;
-    api(
-        &server,
-        "POST",
-        "/api/v1/default/projects/create",
-        Some(json!({"name": "apps"})),
-    )
-    .await;
+    let server = server_with_project(dir.path(), "apps", &[]).await;
 
     // A job writes a TensorBoard event file into its outputs.
     let writer = format!(
@@ -360,15 +356,13 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
         .await
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
-    let mut request = format!("ws://{}{prefix}/_stcore/stream", host(&server))
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "streamlit".parse().unwrap());
-    request
-        .headers_mut()
-        .insert("Origin", server.base.parse().unwrap());
+    let request = ws_request(
+        &format!("ws://{}{prefix}/_stcore/stream", host(&server)),
+        &[
+            ("Sec-WebSocket-Protocol", "streamlit"),
+            ("Origin", &server.base),
+        ],
+    );
     let (mut socket, response) = tokio_tungstenite::connect_async(request)
         .await
         .expect("Streamlit's stream connects through the proxy");
@@ -451,14 +445,7 @@ fn code_server() -> String {
 async fn vscode_loads_its_workbench_and_connects_through_the_rewriting_route() {
     let executable = code_server();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(dir.path(), None, &[]).await;
-    api(
-        &server,
-        "POST",
-        "/api/v1/default/projects/create",
-        Some(json!({"name": "code"})),
-    )
-    .await;
+    let server = server_with_project(dir.path(), "code", &[]).await;
     let uuid = start_hub(
         &server,
         "code",
@@ -504,29 +491,19 @@ async fn vscode_loads_its_workbench_and_connects_through_the_rewriting_route() {
     assert!(asset.bytes().await.unwrap().len() > 1_000_000);
     // Its WebSocket (the remote connection) opens with the browser's origin.
     let commit = script.split('/').next().unwrap().to_owned();
-    let mut request = format!(
-        "ws://{}{prefix}/{commit}?reconnectionToken=t1&reconnection=false&skipWebSocketFrames=false",
-        host(&server)
-    )
-    .into_client_request()
-    .unwrap();
-    request
-        .headers_mut()
-        .insert("Origin", server.base.parse().unwrap());
+    let remote = |token: &str| {
+        format!(
+            "ws://{}{prefix}/{commit}?reconnectionToken={token}&reconnection=false&skipWebSocketFrames=false",
+            host(&server)
+        )
+    };
+    let request = ws_request(&remote("t1"), &[("Origin", &server.base)]);
     let (_socket, response) = tokio_tungstenite::connect_async(request)
         .await
         .expect("code-server's WebSocket opens through the proxy");
     assert_eq!(response.status(), 101);
     // A foreign page cannot open it.
-    let mut foreign = format!(
-        "ws://{}{prefix}/{commit}?reconnectionToken=t2&reconnection=false&skipWebSocketFrames=false",
-        host(&server)
-    )
-    .into_client_request()
-    .unwrap();
-    foreign
-        .headers_mut()
-        .insert("Origin", "http://evil.example".parse().unwrap());
+    let foreign = ws_request(&remote("t2"), &[("Origin", "http://evil.example")]);
     assert!(tokio_tungstenite::connect_async(foreign).await.is_err());
     api(
         &server,
