@@ -10,7 +10,7 @@
 //! upgraded connection is relayed byte for byte (every WebSocket frame
 //! kind, close codes included) until either side closes.
 //!
-//! Every proxied request passes one middleware layer, [`guard`]: it parses
+//! Every proxied request passes one middleware layer, `guard`: it parses
 //! and checks the path before any lookup. It is where access control sits.
 
 use std::collections::HashMap;
@@ -51,7 +51,7 @@ const CACHE_TTL: Duration = Duration::from_secs(5);
 /// How long the proxy waits for a service to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The proxy's routes, behind [`guard`].
+/// The proxy's routes, behind `guard`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/services/v1/{*rest}", any(relay))
