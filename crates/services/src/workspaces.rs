@@ -99,15 +99,22 @@ impl Workspaces<'_> {
 
     /// Run `at` as a workspace; `None` when it is not a service.
     pub async fn get(&self, at: crate::runs::RunRef<'_>) -> ServiceResult<Option<api::Workspace>> {
-        let row = self.services.runs().row(at).await?;
+        let uuid: trellis_domain::run::RunId = at
+            .uuid
+            .parse()
+            .map_err(|e| ServiceError::invalid("uuid", e))?;
+        let found = runs::service_target(&self.services.db, uuid.0)
+            .await?
+            .filter(|(row, ..)| row.owner == at.owner && row.project == at.project);
+        let Some((row, compiled, endpoints)) = found else {
+            return Err(ServiceError::NotFound {
+                entity: "run",
+                id: at.uuid.to_owned(),
+            });
+        };
         if row.kind != Some(trellis_domain::run::RunKind::Service) {
             return Ok(None);
         }
-        let Some((row, compiled, endpoints)) =
-            runs::service_target(&self.services.db, row.uuid).await?
-        else {
-            return Ok(None);
-        };
         let service = Service::read(row, compiled.as_deref(), endpoints.as_deref())?;
         Ok(Some(service.to_workspace(
             &self.services.activity,

@@ -68,6 +68,21 @@ impl Cluster {
         Role(command.spawn().expect("start a trellis role"))
     }
 
+    /// [`Cluster::server`] with the project `dist` the tests submit to.
+    async fn server_with_project(&self, data_dir: &Path) -> Server {
+        let server = self.server(data_dir).await;
+        let (status, body) = server
+            .request(
+                "POST",
+                "/api/v1/default/projects/create",
+                Some(json!({ "name": "dist" })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 201, "{body}");
+        server
+    }
+
     async fn server(&self, data_dir: &Path) -> Server {
         let mut extra = vec![];
         for (key, value) in self.env() {
@@ -306,15 +321,7 @@ async fn the_distributed_roles_refuse_to_start_without_a_work_queue() {
 async fn a_worker_stopped_with_sigterm_hands_its_run_back_to_the_queue() {
     let cluster = Cluster::new().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = cluster.server(dir.path()).await;
-    server
-        .request(
-            "POST",
-            "/api/v1/default/projects/create",
-            Some(json!({ "name": "dist" })),
-        )
-        .await
-        .unwrap();
+    let server = cluster.server_with_project(dir.path()).await;
     let _scheduler = cluster.spawn("scheduler", &[], dir.path());
     let mut leaving = cluster.spawn("worker", &["--name", "leaving"], &dir.path().join("l"));
     let long = job(dir.path(), "long", "echo begin; sleep 3; echo end");
@@ -355,15 +362,7 @@ async fn a_worker_stopped_with_sigterm_hands_its_run_back_to_the_queue() {
 async fn the_proxy_reaches_a_service_on_a_worker_at_its_advertised_host() {
     let cluster = Cluster::new().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = cluster.server(dir.path()).await;
-    server
-        .request(
-            "POST",
-            "/api/v1/default/projects/create",
-            Some(json!({ "name": "dist" })),
-        )
-        .await
-        .unwrap();
+    let server = cluster.server_with_project(dir.path()).await;
     let _scheduler = cluster.spawn("scheduler", &[], dir.path());
     // 127.0.0.2 is this host too, but only a service listening on every
     // interface answers there: the worker must bind wide and record the

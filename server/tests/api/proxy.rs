@@ -40,16 +40,14 @@ pub(crate) fn client() -> reqwest::Client {
     client_builder().build().unwrap()
 }
 
+/// Sends `request` and reads its answer as JSON.
+pub(crate) async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// `GET url`, read as JSON.
 pub(crate) async fn get_json(url: &str) -> Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(client().get(url)).await
 }
 
 /// A WebSocket hand-shake request to `url` with `headers` (`Origin`,
@@ -263,15 +261,12 @@ async fn running_workspace(db: Db, project: &str, spec_extra: &str) -> Workspace
     let spec = format!(
         "version: 1.1\nkind: component\nrun:\n  kind: service\n  ports: [8888]\n{spec_extra}  container:\n    image: app\n    command: [serve]\n"
     );
-    let run: Value = client
-        .post(format!("{base}/{project}/runs"))
-        .json(&json!({ "content": spec }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = json_of(
+        client
+            .post(format!("{base}/{project}/runs"))
+            .json(&json!({ "content": spec })),
+    )
+    .await;
     let uuid = run["uuid"].as_str().unwrap().replace('-', "");
     let prefix = format!("/services/v1/default/{project}/runs/{uuid}/8888");
     let upstream = serve_upstream(test_service(&prefix)).await;
@@ -315,19 +310,16 @@ fn no_redirects() -> reqwest::Client {
 async fn requests_reach_the_declared_port_with_the_prefix_and_forwarding_headers(db: Db) {
     let ws = running_workspace(db, "proxied", "").await;
     let client = no_redirects();
-    let reply: Value = client
-        .get(ws.url("/api/status?a=1&b=%2F"))
-        .header("Connection", "keep-alive, X-Secret")
-        .header("X-Secret", "hop-by-hop: not for the app")
-        .header("X-Custom", "kept")
-        .header("Origin", format!("http://{}", ws.trellis))
-        .header("Referer", format!("http://{}{}/lab", ws.trellis, ws.prefix))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = json_of(
+        client
+            .get(ws.url("/api/status?a=1&b=%2F"))
+            .header("Connection", "keep-alive, X-Secret")
+            .header("X-Secret", "hop-by-hop: not for the app")
+            .header("X-Custom", "kept")
+            .header("Origin", format!("http://{}", ws.trellis))
+            .header("Referer", format!("http://{}{}/lab", ws.trellis, ws.prefix)),
+    )
+    .await;
     let headers = &reply["headers"];
     assert_eq!(reply["path"], format!("{}/api/status", ws.prefix));
     assert_eq!(reply["query"], "a=1&b=%2F");
@@ -345,15 +337,12 @@ async fn requests_reach_the_declared_port_with_the_prefix_and_forwarding_headers
         format!("http://{}{}/lab", ws.trellis, ws.prefix)
     );
     // A foreign origin is passed on as is, for the app to refuse.
-    let foreign: Value = client
-        .post(ws.url("/api/kernels"))
-        .header("Origin", "http://evil.example")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let foreign = json_of(
+        client
+            .post(ws.url("/api/kernels"))
+            .header("Origin", "http://evil.example"),
+    )
+    .await;
     assert_eq!(foreign["method"], "POST");
     assert_eq!(foreign["headers"]["origin"], "http://evil.example");
 
@@ -384,24 +373,11 @@ async fn the_rewriting_route_strips_the_prefix(db: Db) {
     let ws = running_workspace(db, "rewritten", "  rewritePath: true\n").await;
     let client = no_redirects();
     let stripped = ws.prefix.replace("/services/", "/rewrite-services/");
-    let reply: Value = client
-        .get(format!("http://{}{stripped}/static/app.js?v=2", ws.trellis))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply =
+        json_of(client.get(format!("http://{}{stripped}/static/app.js?v=2", ws.trellis))).await;
     assert_eq!(reply["path"], "/static/app.js");
     assert_eq!(reply["query"], "v=2");
-    let root: Value = client
-        .get(format!("http://{}{stripped}", ws.trellis))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let root = json_of(client.get(format!("http://{}{stripped}", ws.trellis))).await;
     assert_eq!(root["path"], "/");
     let redirect = client
         .get(format!("http://{}{stripped}/relative-redirect", ws.trellis))
@@ -413,17 +389,11 @@ async fn the_rewriting_route_strips_the_prefix(db: Db) {
         format!("{stripped}/login?next=%2F")
     );
     // The listing says where to open it.
-    let listed: Value = client
-        .get(format!(
-            "http://{}/api/v1/default/rewritten/workspaces",
-            ws.trellis
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = json_of(client.get(format!(
+        "http://{}/api/v1/default/rewritten/workspaces",
+        ws.trellis
+    )))
+    .await;
     assert_eq!(listed[0]["url"], format!("{stripped}/"), "{listed}");
     assert_eq!(listed[0]["ports"], json!([8888]));
     assert!(listed[0]["idle_secs"].as_u64().unwrap() < 60, "{listed}");
@@ -450,15 +420,7 @@ async fn bodies_stream_both_ways_and_events_arrive_as_sent(db: Db) {
     // 24 MiB up.
     let payload: Vec<u8> = (0..24 * MIB).map(|i| (i % 253) as u8).collect();
     let expected: u64 = payload.iter().map(|b| u64::from(*b)).sum();
-    let uploaded: Value = client
-        .post(ws.url("/upload"))
-        .body(payload)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let uploaded = json_of(client.post(ws.url("/upload")).body(payload)).await;
     assert_eq!(uploaded, json!({ "bytes": 24 * MIB, "sum": expected }));
     // An event arrives while the stream stays open.
     let mut events = client.get(ws.url("/sse")).send().await.unwrap();
@@ -487,14 +449,7 @@ async fn bodies_stream_both_ways_and_events_arrive_as_sent(db: Db) {
             .contains("did not answer on its port 8888"),
         "{message}"
     );
-    let after: Value = client
-        .get(ws.url("/still"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = json_of(client.get(ws.url("/still"))).await;
     assert_eq!(after["path"], format!("{}/still", ws.prefix));
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::process::Server;
-use super::proxy::{client, ws_request};
+use super::proxy::{client, json_of, ws_request};
 
 /// The virtualenv with JupyterLab, Streamlit and TensorBoard.
 fn workspace_python() -> String {
@@ -158,14 +158,10 @@ async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resume
     assert_eq!(saved.status(), 201, "{}", saved.text().await.unwrap());
 
     // A kernel; `6*7` over its channels WebSocket, through the proxy.
-    let kernel: Value = with_xsrf(client.post(format!("{base}/api/kernels")))
-        .json(&json!({"name": "python3"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kernel = json_of(
+        with_xsrf(client.post(format!("{base}/api/kernels"))).json(&json!({"name": "python3"})),
+    )
+    .await;
     let kernel_id = kernel["id"].as_str().expect("a kernel id").to_owned();
     let request = ws_request(
         &format!(
@@ -264,14 +260,7 @@ async fn jupyterlab_runs_a_cell_through_the_proxy_is_culled_when_idle_and_resume
     )
     .await;
     wait_for(&server, "lab", &uuid, "running", Duration::from_secs(90)).await;
-    let file: Value = client
-        .get(format!("{base}/api/contents/kept.txt?content=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let file = json_of(client.get(format!("{base}/api/contents/kept.txt?content=1"))).await;
     assert_eq!(file["content"], "still here");
     api(
         &server,
