@@ -13,7 +13,7 @@ const python = join(
 );
 
 test("a JupyterLab workspace started from the dashboard runs a cell through the proxy", async ({ page, context, request }) => {
-  test.setTimeout(180_000);
+  test.setTimeout(240_000);
   const project = await request.post(`${live}/api/v1/default/projects/create`, { data: { name: "e2e-lab" } });
   expect(project.status()).toBe(201);
 
@@ -50,18 +50,34 @@ test("a JupyterLab workspace started from the dashboard runs a cell through the 
   const launcher = lab.locator('.jp-LauncherCard[data-category="Notebook"]').first();
   await expect(launcher).toBeVisible({ timeout: 60_000 });
   await launcher.click();
-  const cell = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").first();
-  await expect(cell).toBeVisible({ timeout: 30_000 });
+  const notebook = lab.locator(".jp-NotebookPanel:not(.lm-mod-hidden)");
+  // Wait for the kernel (its WebSocket comes through the proxy) before
+  // typing: a notebook still starting takes focus back to command mode,
+  // where the digits typed would turn the cell into a heading.
+  await expect(notebook.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toHaveCount(1, {
+    timeout: 90_000,
+  });
+  const cell = notebook.locator(".jp-Cell .cm-content").first();
   await cell.click();
+  await expect(notebook.locator(".jp-Notebook.jp-mod-editMode")).toHaveCount(1);
   await lab.keyboard.type("6*7");
+  await expect(cell).toHaveText("6*7");
   await lab.keyboard.press("Shift+Enter");
-  const output = lab.locator(".jp-OutputArea-output").first();
-  await expect(output).toHaveText("42", { timeout: 60_000 });
+  const output = notebook.locator(".jp-OutputArea-output").first();
+  const uuid = href!.split("/")[6];
+  try {
+    await expect(output).toHaveText("42", { timeout: 60_000 });
+  } catch (error) {
+    // What JupyterLab said, to tell a kernel that never started from a
+    // proxy that dropped its messages.
+    const logs = await request.get(`${live}/api/v1/default/e2e-lab/runs/${uuid}/logs`);
+    console.log(`the workspace's logs:\n${await logs.text()}`);
+    throw error;
+  }
   await lab.screenshot({ path: `${shots}/jupyterlab.png` });
   await lab.close();
 
   // Stop it from the API; the proxy then says it is stopped.
-  const uuid = href!.split("/")[6];
   const stopped = await request.post(`${live}/api/v1/default/e2e-lab/runs/${uuid}/stop`);
   expect(stopped.status()).toBe(200);
   await expect

@@ -8,14 +8,14 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
-use trellis_domain::lifecycle::{RunStatus, Timing};
+use trellis_domain::lifecycle::{Durability, RunStatus, Timing};
 use trellis_domain::listing::RunSort;
 use trellis_domain::pql::{Field, Query};
 use trellis_domain::run::RunKind;
 use uuid::Uuid;
 
 use crate::pql::{self, Bind};
-use crate::{Db, DbError, DbResult, with_pool};
+use crate::{Backend, Db, DbError, DbResult, with_pool};
 
 /// JSON object stored in `inputs` and `outputs`.
 pub type JsonObject = serde_json::Map<String, serde_json::Value>;
@@ -320,6 +320,33 @@ pub async fn find_with_compiled(db: &Db, uuid: Uuid) -> DbResult<Option<(RunRow,
             Some(row) => Some((decode_run(&row)?, row.try_get("compiled")?)),
             None => None,
         }
+    });
+    Ok(found)
+}
+
+/// Runs `uuids` (those that exist) with their compiled specs, in one
+/// read: what an executor needs to start the runs of one tick.
+pub async fn find_all_with_compiled(
+    db: &Db,
+    uuids: &[Uuid],
+) -> DbResult<Vec<(RunRow, Option<String>)>> {
+    if uuids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "{} , r.compiled FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.uuid IN ({})",
+        run_columns!(),
+        bind_list(uuids.len(), 1)
+    );
+    let found = with_pool!(db, |pool| {
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone()));
+        for uuid in uuids {
+            query = query.bind(*uuid);
+        }
+        let rows = query.fetch_all(pool).await?;
+        rows.iter()
+            .map(|row| Ok((decode_run(row)?, row.try_get("compiled")?)))
+            .collect::<DbResult<Vec<_>>>()?
     });
     Ok(found)
 }
@@ -929,18 +956,19 @@ pub async fn set_status(db: &Db, change: &StatusChange<'_>) -> DbResult<bool> {
     Ok(applied.first().copied().unwrap_or(false))
 }
 
-/// Stores several status changes (of different runs) in one transaction,
-/// each guarded as [`set_status`]'s: which applied, in order. A change
-/// that lost its race is skipped; the others still apply.
-pub async fn set_statuses(db: &Db, changes: &[StatusChange<'_>]) -> DbResult<Vec<bool>> {
-    if changes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let applied = with_pool!(db, |pool| {
+/// The transaction of [`set_statuses_with`] on one connection.
+macro_rules! apply_statuses_body {
+    ($conn:ident, $changes:ident, $async_commit:ident) => {{
+        let changes = $changes;
+        let mut tx = sqlx::Acquire::begin(&mut *$conn).await?;
+        if $async_commit {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
         // The guarded UPDATE is the transaction's first statement so that
         // SQLite takes its write lock at once instead of failing to upgrade a
         // read lock later.
-        let mut tx = pool.begin().await?;
         let mut applied = Vec::with_capacity(changes.len());
         for change in changes {
             let affected = sqlx::query(
@@ -999,7 +1027,55 @@ pub async fn set_statuses(db: &Db, changes: &[StatusChange<'_>]) -> DbResult<Vec
         } else {
             tx.rollback().await?;
         }
-        applied
+        Ok::<Vec<bool>, crate::DbError>(applied)
+    }};
+}
+
+/// Stores several status changes (of different runs) in one transaction,
+/// each guarded as [`set_status`]'s: which applied, in order. A change
+/// that lost its race is skipped; the others still apply.
+pub async fn set_statuses(db: &Db, changes: &[StatusChange<'_>]) -> DbResult<Vec<bool>> {
+    set_statuses_with(db, changes, Durability::OnDisk).await
+}
+
+/// [`set_statuses`], committed as `durability` says. A deferred commit does
+/// not wait for the disk: SQLite's connection commits it with
+/// `synchronous = NORMAL` (the WAL is flushed by the next full commit or
+/// checkpoint) and is set back to `FULL` before it returns to the pool;
+/// PostgreSQL's transaction sets `synchronous_commit = off` for itself.
+/// Either way a crash of the server loses nothing, a crash of the machine
+/// at most the last deferred changes, and nothing is left half-written.
+pub async fn set_statuses_with(
+    db: &Db,
+    changes: &[StatusChange<'_>],
+    durability: Durability,
+) -> DbResult<Vec<bool>> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deferred = durability == Durability::Deferred;
+    let backend = db.backend();
+    let applied = with_pool!(db, |pool| {
+        let mut conn = pool.acquire().await?;
+        if deferred && backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let async_commit = deferred && backend == Backend::Postgres;
+        let applied = async { apply_statuses_body!(conn, changes, async_commit) }.await;
+        if deferred
+            && backend == Backend::Sqlite
+            && sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await
+                .is_err()
+        {
+            // A connection that would commit without waiting for the disk
+            // never goes back to the pool.
+            conn.close_on_drop();
+        }
+        applied?
     });
     Ok(applied)
 }

@@ -25,9 +25,11 @@ use trellis_domain::sweep::stopping::{self, Progress, Rule};
 
 use crate::{ServiceResult, Services};
 
-/// Drives every active controller once.
-pub(crate) async fn drive(services: &Services) -> ServiceResult<()> {
-    for controller in trellis_db::runs::controllers(&services.db, 1000).await? {
+/// Drives every active controller once; how many there were.
+pub(crate) async fn drive(services: &Services) -> ServiceResult<usize> {
+    let controllers = trellis_db::runs::controllers(&services.db, 1000).await?;
+    let count = controllers.len();
+    for controller in controllers {
         let result = match controller.kind {
             Some(RunKind::Matrix) => drive_matrix(services, &controller).await,
             Some(RunKind::Dag) => drive_dag(services, &controller).await,
@@ -49,7 +51,7 @@ pub(crate) async fn drive(services: &Services) -> ServiceResult<()> {
                 .await?;
         }
     }
-    Ok(())
+    Ok(count)
 }
 
 /// Asks a child to stop (pending children stop at once).

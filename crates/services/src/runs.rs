@@ -9,7 +9,9 @@ use trellis_db::runs::{
     self, Claim, ConditionRow, NewRun, OutboxMessage, PipelineLink, RunChanges, RunRow,
     SchedulingRow, StatusChange,
 };
-use trellis_domain::lifecycle::{Driver, RunStatus, TransitionError, transition_by};
+use trellis_domain::lifecycle::{
+    Driver, Durability, Reporter, RunStatus, TransitionError, durability, transition_by,
+};
 use trellis_domain::listing::{Page, RunSort};
 use trellis_domain::logs::{LogLine, Stream};
 use trellis_domain::name::{check_description, check_run_name, normalize_tags};
@@ -762,6 +764,7 @@ impl Runs<'_> {
         let change = Change {
             via,
             claim: Some(claim),
+            by: Reporter::Trellis,
             ..Change::to(next, Some(reason), message)
         };
         self.advance_known(known.uuid, Some(known), change).await
@@ -776,7 +779,10 @@ impl Runs<'_> {
         reason: &str,
         message: Option<&str>,
     ) -> ServiceResult<Option<RunRow>> {
-        let change = Change::to(next, Some(reason), message);
+        let change = Change {
+            by: Reporter::Trellis,
+            ..Change::to(next, Some(reason), message)
+        };
         self.advance_known(known.uuid, Some(known), change).await
     }
 
@@ -795,6 +801,7 @@ impl Runs<'_> {
         let now = self.services.now();
         let change = Change {
             via,
+            by: Reporter::Trellis,
             ..Change::to(next, Some(reason), message)
         };
         let mut planned = Vec::new();
@@ -806,7 +813,8 @@ impl Runs<'_> {
             planned.push(row);
             stored.push(change.stored(row.id, row.status, timing, now));
         }
-        let applied = runs::set_statuses(&self.services.db, &stored).await?;
+        let applied =
+            runs::set_statuses_with(&self.services.db, &stored, change.durability()).await?;
         let mut moved = Vec::new();
         for (row, applied) in planned.into_iter().zip(applied) {
             if !applied {
@@ -816,6 +824,61 @@ impl Runs<'_> {
             moved.push(row.uuid);
         }
         Ok(moved)
+    }
+
+    /// The same change for several runs an executor read (`rows`), each
+    /// with its own outbox message (`outbox[i]` goes with `rows[i]`; the
+    /// slice may be empty), in one transaction: each run's row after the
+    /// change, or `None` where it moved meanwhile or the lifecycle refuses
+    /// it from where it is. What an executor writes as it takes the runs of
+    /// one tick.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one change, spelt out as the single-run variants spell it"
+    )]
+    pub(crate) async fn advance_rows(
+        &self,
+        rows: &[RunRow],
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        claim: Option<Claim<'_>>,
+        outbox: &[OutboxMessage<'_>],
+    ) -> ServiceResult<Vec<Option<RunRow>>> {
+        let now = self.services.now();
+        let mut planned = Vec::new();
+        let mut stored = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let change = Change {
+                via,
+                claim,
+                outbox: outbox.get(i).copied(),
+                by: Reporter::Trellis,
+                ..Change::to(next, Some(reason), message)
+            };
+            let Ok(timing) = change.apply(Driver::of(row.kind), row.status, row.timing, now) else {
+                continue;
+            };
+            planned.push((i, timing));
+            stored.push(change.stored(row.id, row.status, timing, now));
+        }
+        let applied = runs::set_statuses_with(
+            &self.services.db,
+            &stored,
+            durability(next, Reporter::Trellis),
+        )
+        .await?;
+        let mut changed = vec![None; rows.len()];
+        for ((i, timing), applied) in planned.into_iter().zip(applied) {
+            if !applied {
+                continue;
+            }
+            let row = &rows[i];
+            self.announce_change(row.uuid, row.project_id, next).await;
+            changed[i] = Some(changed_row(row, next, timing, now, claim));
+        }
+        Ok(changed)
     }
 
     async fn advance_inner(
@@ -966,25 +1029,37 @@ impl Runs<'_> {
         let timing = change.apply(Driver::of(row.kind), row.status, row.timing, now)?;
         let next = change.next;
         let stored = change.stored(row.id, row.status, timing, now);
-        if !runs::set_status(&self.services.db, &stored).await? {
+        let applied =
+            runs::set_statuses_with(&self.services.db, &[stored], change.durability()).await?;
+        if applied.first() != Some(&true) {
             return Ok(None);
         }
         self.announce_change(row.uuid, row.project_id, next).await;
-        // The guarded update changed exactly these columns of the row read:
-        // no second read per transition.
-        let mut changed = RunRow {
-            status: next,
-            timing,
-            updated_at: now,
-            ..row.clone()
-        };
-        if let Some(claim) = change.claim {
-            changed.executor = Some(claim.executor.to_owned());
-            changed.pid = claim.pid.or(changed.pid);
-            changed.heartbeat_at = Some(now);
-        }
-        Ok(Some(changed))
+        Ok(Some(changed_row(row, next, timing, now, change.claim)))
     }
+}
+
+/// `row` after a guarded update to `next` applied: it changed exactly these
+/// columns, so no second read per transition.
+fn changed_row(
+    row: &RunRow,
+    next: RunStatus,
+    timing: trellis_domain::lifecycle::Timing,
+    now: DateTime<Utc>,
+    claim: Option<Claim<'_>>,
+) -> RunRow {
+    let mut changed = RunRow {
+        status: next,
+        timing,
+        updated_at: now,
+        ..row.clone()
+    };
+    if let Some(claim) = claim {
+        changed.executor = Some(claim.executor.to_owned());
+        changed.pid = claim.pid.or(changed.pid);
+        changed.heartbeat_at = Some(now);
+    }
+    changed
 }
 
 /// A status change as the `advance*` variants ask for it.
@@ -1002,6 +1077,8 @@ struct Change<'a> {
     at: Option<DateTime<Utc>>,
     /// The executor taking the run, recorded in the same update.
     claim: Option<Claim<'a>>,
+    /// Who makes it, which decides how it is committed.
+    by: Reporter,
 }
 
 impl<'a> Change<'a> {
@@ -1014,7 +1091,13 @@ impl<'a> Change<'a> {
             outbox: None,
             at: None,
             claim: None,
+            by: Reporter::Client,
         }
+    }
+
+    /// How this change is committed.
+    fn durability(&self) -> Durability {
+        durability(self.next, self.by)
     }
 
     /// This change of run `run_id`, guarded on `expected`, as stored.

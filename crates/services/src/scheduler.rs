@@ -14,7 +14,8 @@
 //! workers, a Kubernetes agent).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
@@ -93,6 +94,15 @@ pub struct Scheduler {
     executors: Executors,
     /// Cancelled on shutdown.
     shutdown: CancellationToken,
+    /// Whether pipelines may be active: the last drive found controllers,
+    /// or a tick just started one. Other ticks skip reading them (a burst
+    /// of short jobs ticks hundreds of times a second); housekeeping ticks
+    /// always drive.
+    pipelines_active: Arc<AtomicBool>,
+    /// The queues' limits as last read: read again on housekeeping ticks,
+    /// so a queue defined or changed through the API is in force within
+    /// one period.
+    limits: Arc<Mutex<Option<BTreeMap<String, QueueLimits>>>>,
 }
 
 impl Scheduler {
@@ -108,16 +118,38 @@ impl Scheduler {
             config: Arc::new(config),
             executors,
             shutdown,
+            pipelines_active: Arc::default(),
+            limits: Arc::default(),
         }
     }
 
-    /// The queues in force, with the executors this scheduler hosts.
-    async fn capacity(&self, active: BTreeMap<String, u32>) -> ServiceResult<Capacity> {
-        let queues = self
-            .services
-            .queues()
-            .limits(&self.config.configured_queues())
-            .await?;
+    /// The queues in force, with the executors this scheduler hosts; the
+    /// limits read again when `fresh`, else as last read.
+    async fn capacity(
+        &self,
+        active: BTreeMap<String, u32>,
+        fresh: bool,
+    ) -> ServiceResult<Capacity> {
+        let cached = if fresh {
+            None
+        } else {
+            self.limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        let queues = match cached {
+            Some(queues) => queues,
+            None => {
+                let queues = self
+                    .services
+                    .queues()
+                    .limits(&self.config.configured_queues())
+                    .await?;
+                *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = Some(queues.clone());
+                queues
+            }
+        };
         Ok(Capacity {
             global: self.config.concurrency,
             active,
@@ -131,7 +163,7 @@ impl Scheduler {
     /// it that a previous process left (the local executor fails them: their
     /// processes died with it; workers' runs carry on). How many changed.
     pub async fn recover(&self) -> ServiceResult<usize> {
-        let capacity = self.capacity(BTreeMap::new()).await?;
+        let capacity = self.capacity(BTreeMap::new(), true).await?;
         let mut left: BTreeMap<ExecutorName, Vec<Assignment>> = BTreeMap::new();
         for run in self
             .services
@@ -164,23 +196,29 @@ impl Scheduler {
 
     /// One pass: queue submitted jobs, then start what the plan allows.
     pub async fn tick(&self) -> ServiceResult<TickOutcome> {
-        self.tick_with(true).await
+        self.tick_with(true, true).await
     }
 
     /// A tick; `housekeeping` also queues again the runs of silent
     /// executors and the unschedulable runs whose queue now exists, which
     /// the loop does once per period rather than on every event-driven
     /// tick (a burst of short runs wakes it hundreds of times a second).
-    async fn tick_with(&self, housekeeping: bool) -> ServiceResult<TickOutcome> {
+    /// `submitted` says whether runs may have been created or resumed
+    /// since the last tick (an event said so, or events were missed); the
+    /// submitted runs are read only then, or on housekeeping ticks.
+    async fn tick_with(&self, housekeeping: bool, submitted: bool) -> ServiceResult<TickOutcome> {
         let mut outcome = TickOutcome::default();
         let runs = self.services.runs();
         let db = &self.services.db;
         if housekeeping {
             outcome.requeued = self.requeue_lost().await?;
         }
-        let created =
+        let created = if housekeeping || submitted {
             trellis_db::runs::scheduling(db, &[RunStatus::Created, RunStatus::Resuming], 500)
-                .await?;
+                .await?
+        } else {
+            Vec::new()
+        };
         // A pipeline takes no slot: it starts at once and creates runs that
         // queue like any other.
         let controllers: Vec<SchedulingRow> = created
@@ -218,7 +256,11 @@ impl Scheduler {
         // Runs queued just now compete with those already waiting: a
         // higher-priority queue's new run goes first.
         self.start_waiting(housekeeping, &mut outcome).await?;
-        crate::pipelines::drive(&self.services).await?;
+        if housekeeping || !controllers.is_empty() || self.pipelines_active.load(Ordering::Relaxed)
+        {
+            let active = crate::pipelines::drive(&self.services).await?;
+            self.pipelines_active.store(active > 0, Ordering::Relaxed);
+        }
         Ok(outcome)
     }
 
@@ -241,7 +283,7 @@ impl Scheduler {
                         u32::try_from(count).unwrap_or(u32::MAX);
                     active
                 });
-        let capacity = self.capacity(active).await?;
+        let capacity = self.capacity(active, housekeeping).await?;
         // Only the heads of the queues with room are read: the plan starts
         // no more of a queue than its room, oldest first. Runs of a queue
         // that is not defined are read to be marked unschedulable.
@@ -302,14 +344,24 @@ impl Scheduler {
             )
             .await?;
         }
-        for (uuid, name) in decision.start {
+        // Each executor takes its runs of this tick in one transaction.
+        let mut by_executor: BTreeMap<ExecutorName, Vec<Uuid>> = BTreeMap::new();
+        for (uuid, name) in &decision.start {
+            by_executor.entry(*name).or_default().push(*uuid);
+        }
+        let mut started = std::collections::HashSet::new();
+        for (name, planned) in by_executor {
             let Some(executor) = self.executors.get(name) else {
                 continue; // the plan only starts runs on hosted executors
             };
-            if executor.start(uuid).await? {
-                outcome.started.push((uuid, name));
-            }
+            started.extend(executor.start(&planned).await?);
         }
+        // Reported in the plan's order.
+        outcome.started = decision
+            .start
+            .into_iter()
+            .filter(|(uuid, _)| started.contains(uuid))
+            .collect();
         Ok(())
     }
 
@@ -324,45 +376,63 @@ impl Scheduler {
         let mut events = self.services.events().subscribe();
         let mut housekept = tokio::time::Instant::now();
         let mut first = true;
+        // Whether runs may have been submitted since the last tick.
+        let mut submitted = true;
         loop {
             let housekeeping = first || housekept.elapsed() >= self.config.every;
             if housekeeping {
                 housekept = tokio::time::Instant::now();
                 first = false;
             }
-            if let Err(error) = self.tick_with(housekeeping).await {
-                tracing::error!(error = ?error, "scheduler tick failed: {error}");
+            let begun = std::time::Instant::now();
+            match self.tick_with(housekeeping, submitted).await {
+                Ok(outcome) => tracing::debug!(
+                    micros = begun.elapsed().as_micros() as u64,
+                    queued = outcome.queued.len(),
+                    started = outcome.started.len(),
+                    housekeeping,
+                    "tick"
+                ),
+                Err(error) => tracing::error!(error = ?error, "scheduler tick failed: {error}"),
             }
+            submitted = false;
             let woke = {
                 let wake = async {
                     loop {
                         match events.recv().await {
-                            Ok(Event::Status { status, .. })
-                                if status == RunStatus::Created
-                                    || status == RunStatus::Queued
-                                    || status.is_done() =>
-                            {
-                                return;
+                            Ok(event) => {
+                                if let Some(submits) = wake_for(&event) {
+                                    return submits;
+                                }
                             }
-                            Ok(_) => {}
-                            Err(RecvError::Lagged(_)) => return,
+                            // Missed events may have announced anything.
+                            Err(RecvError::Lagged(_)) => return true,
                             Err(RecvError::Closed) => std::future::pending::<()>().await,
                         }
                     }
                 };
                 tokio::select! {
                     () = self.shutdown.cancelled() => break,
-                    () = tokio::time::sleep(self.config.every) => false,
-                    () = wake => true,
+                    () = tokio::time::sleep(self.config.every) => None,
+                    submits = wake => Some(submits),
                 }
             };
-            if woke {
+            if let Some(submits) = woke {
+                submitted = submits;
                 // Let the tasks that are ready (other executions ending,
                 // requests being answered) publish, and gather what they
                 // announced into this tick; sleeping here would leave the
                 // freed slot idle that long.
                 tokio::task::yield_now().await;
-                while events.try_recv().is_ok() {}
+                loop {
+                    match events.try_recv() {
+                        Ok(event) => submitted |= wake_for(&event).unwrap_or(false),
+                        Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                            submitted = true;
+                        }
+                        Err(_) => break,
+                    }
+                }
             }
         }
         for executor in self.executors.iter() {
@@ -379,7 +449,7 @@ impl Scheduler {
             .into_iter()
             .filter(|s| *s != RunStatus::Scheduled)
             .collect();
-        let capacity = self.capacity(BTreeMap::new()).await?;
+        let capacity = self.capacity(BTreeMap::new(), true).await?;
         let mut requeued = Vec::new();
         for run in runs.silent(&executing, self.config.lost_after).await? {
             // Another process's executor watches its own runs.
@@ -403,6 +473,21 @@ impl Scheduler {
             }
         }
         Ok(requeued)
+    }
+}
+
+/// What an event means to the scheduler's loop. `None`: nothing to plan.
+/// `Some(submits)`: tick now; `submits` when a run was created or resumed
+/// (the tick reads those), otherwise a run was queued or a slot freed.
+fn wake_for(event: &Event) -> Option<bool> {
+    match event {
+        Event::Status { status, .. } => match status {
+            RunStatus::Created | RunStatus::Resuming => Some(true),
+            RunStatus::Queued => Some(false),
+            status if status.is_done() => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

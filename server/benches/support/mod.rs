@@ -41,7 +41,11 @@ pub fn spawn(args: &[&str], env: &[(&str, String)]) -> Proc {
     let mut command = Command::new(BIN);
     command
         .args(args)
-        .env("RUST_LOG", "error")
+        // `TRELLIS_BENCH_LOG` (a `RUST_LOG` filter) looks inside a run.
+        .env(
+            "RUST_LOG",
+            std::env::var("TRELLIS_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .env_remove("DATABASE_URL")
         .env_remove("AMQP_URL")
         .env_remove("REDIS_URL")

@@ -94,13 +94,19 @@ impl Executor for Recording {
         self.name
     }
 
-    async fn start(&self, run: Uuid) -> ServiceResult<bool> {
-        let mut handle = self.services.runs().handle(run).await?.unwrap();
-        let moved = handle
-            .advance(RunStatus::Scheduled, "Scheduled", None)
-            .await?;
-        self.started.lock().unwrap().push(run);
-        Ok(moved)
+    async fn start(&self, runs: &[Uuid]) -> ServiceResult<Vec<Uuid>> {
+        let mut started = Vec::new();
+        for run in runs {
+            let mut handle = self.services.runs().handle(*run).await?.unwrap();
+            if handle
+                .advance(RunStatus::Scheduled, "Scheduled", None)
+                .await?
+            {
+                started.push(*run);
+            }
+            self.started.lock().unwrap().push(*run);
+        }
+        Ok(started)
     }
 
     async fn recover(&self, left: Vec<Assignment>) -> ServiceResult<usize> {

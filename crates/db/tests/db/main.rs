@@ -78,6 +78,7 @@ test_on_both_databases!(
     queues_upsert_list_and_delete,
     heartbeats_touch_only_active_runs,
     status_changes_apply_together_and_record_claims,
+    deferred_changes_commit_and_every_connection_waits_for_the_disk_again,
     metric_summaries_merge_across_batches,
     a_param_conflict_writes_nothing_of_its_batch,
     metric_buckets_match_their_points_across_batches,
@@ -460,6 +461,89 @@ async fn status_changes_apply_together_and_record_claims(db: Db) {
             .unwrap(),
         [false]
     );
+}
+
+/// A deferred change is committed like any other (guarded, all or
+/// nothing), and no pooled connection is left committing without waiting
+/// for the disk afterwards: SQLite's are back to `synchronous = FULL` (2),
+/// PostgreSQL's `synchronous_commit` is `on` outside the transaction.
+async fn deferred_changes_commit_and_every_connection_waits_for_the_disk_again(db: Db) {
+    use trellis_domain::lifecycle::Durability;
+    let p = project(&db, "p").await;
+    let rows = [
+        run(&db, p.id, "a", 0).await,
+        run(&db, p.id, "b", 1).await,
+        run(&db, p.id, "c", 2).await,
+    ];
+    let change = |row: &runs::RunRow, expected| StatusChange {
+        run_id: row.id,
+        expected,
+        next: RunStatus::Queued,
+        timing: row.timing,
+        reason: Some("Queued"),
+        message: None,
+        now: t(9),
+        outbox: None,
+        passing: &[(RunStatus::Compiled, "Compiled")],
+        claim: None,
+    };
+    // Concurrent deferred changes, each on a connection of its own, and
+    // one that applies nowhere (rolled back).
+    let changes = [
+        [change(&rows[0], RunStatus::Created)],
+        [change(&rows[1], RunStatus::Created)],
+        [change(&rows[2], RunStatus::Running)],
+    ];
+    let (a, b, none) = tokio::join!(
+        runs::set_statuses_with(&db, &changes[0], Durability::Deferred),
+        runs::set_statuses_with(&db, &changes[1], Durability::Deferred),
+        runs::set_statuses_with(&db, &changes[2], Durability::Deferred),
+    );
+    assert_eq!(
+        (a.unwrap(), b.unwrap(), none.unwrap()),
+        (vec![true], vec![true], vec![false])
+    );
+    for (row, status) in rows
+        .iter()
+        .zip([RunStatus::Queued, RunStatus::Queued, RunStatus::Created])
+    {
+        assert_eq!(
+            runs::find_any(&db, row.uuid).await.unwrap().unwrap().status,
+            status
+        );
+    }
+    assert_eq!(runs::conditions(&db, rows[0].id).await.unwrap().len(), 3);
+    // Every open connection at once, so none is missed.
+    match &db {
+        Db::Sqlite(pool) => {
+            let mut held = Vec::new();
+            for _ in 0..pool.size() {
+                let mut conn = pool.acquire().await.unwrap();
+                let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(level, 2, "a connection was left without FULL");
+                held.push(conn);
+            }
+            assert!(held.len() >= 2, "the changes ran on one connection only");
+        }
+        Db::Postgres(pool) => {
+            let mut held = Vec::new();
+            for _ in 0..pool.size() {
+                let mut conn = pool.acquire().await.unwrap();
+                let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    setting, "on",
+                    "a connection was left committing asynchronously"
+                );
+                held.push(conn);
+            }
+        }
+    }
 }
 
 async fn heartbeats_touch_only_active_runs(db: Db) {

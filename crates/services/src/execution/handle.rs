@@ -54,6 +54,54 @@ impl RunHandle {
             }))
     }
 
+    /// The handles of runs `uuids` that exist (each read with its compiled
+    /// spec), in one query.
+    pub async fn find_all(services: &Services, uuids: &[Uuid]) -> ServiceResult<Vec<Self>> {
+        Ok(
+            trellis_db::runs::find_all_with_compiled(&services.db, uuids)
+                .await?
+                .into_iter()
+                .map(|(row, compiled)| Self {
+                    services: services.clone(),
+                    row,
+                    compiled,
+                })
+                .collect(),
+        )
+    }
+
+    /// Moves each of `runs` through `via` to `next`, as
+    /// [`RunHandle::advance_claiming`] does one, in one transaction for all
+    /// (`outbox[i]`, if given, is written with `runs[i]`'s change): the
+    /// handles it applied to, changed.
+    pub async fn advance_all(
+        runs: Vec<Self>,
+        via: &[(RunStatus, &str)],
+        next: RunStatus,
+        reason: &str,
+        message: Option<&str>,
+        claim: Option<Claim<'_>>,
+        outbox: &[trellis_db::runs::OutboxMessage<'_>],
+    ) -> ServiceResult<Vec<Self>> {
+        let Some(first) = runs.first() else {
+            return Ok(Vec::new());
+        };
+        let services = first.services.clone();
+        let rows: Vec<RunRow> = runs.iter().map(|r| r.row.clone()).collect();
+        let changed = services
+            .runs()
+            .advance_rows(&rows, via, next, reason, message, claim, outbox)
+            .await?;
+        Ok(runs
+            .into_iter()
+            .zip(changed)
+            .filter_map(|(mut handle, row)| {
+                handle.row = row?;
+                Some(handle)
+            })
+            .collect())
+    }
+
     pub fn uuid(&self) -> Uuid {
         self.row.uuid
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use trellis_db::runs::Claim;
 use trellis_domain::execution::{
     self, Ending, ExecutorKind, Finish, Outcome, Retries, RunContext, ServiceAddress,
 };
@@ -460,25 +461,35 @@ impl Executor for LocalExecutor {
         ExecutorName::Local
     }
 
-    async fn start(&self, run: Uuid) -> ServiceResult<bool> {
-        let Some(mut handle) = RunHandle::find(&self.services, run).await? else {
-            return Ok(false);
-        };
-        // This executor runs it at once: `scheduled` and `starting` are one
-        // transaction.
-        if !self
-            .claim(&mut handle, &[(RunStatus::Scheduled, "Scheduled")])
-            .await?
-        {
-            return Ok(false);
-        }
+    async fn start(&self, runs: &[Uuid]) -> ServiceResult<Vec<Uuid>> {
+        let handles = RunHandle::find_all(&self.services, runs).await?;
+        // This executor runs them at once: `scheduled` and `starting` are
+        // one transaction, for every run of the tick.
+        let claimed = RunHandle::advance_all(
+            handles,
+            &[(RunStatus::Scheduled, "Scheduled")],
+            RunStatus::Starting,
+            "Starting",
+            None,
+            Some(Claim {
+                executor: &self.config.executor_id,
+                pid: None,
+            }),
+            &[],
+        )
+        .await?;
         self.forget_finished();
-        let executor = self.clone();
-        let task = tokio::spawn(async move { executor.execute_claimed(handle).await });
-        if let Ok(mut running) = self.running.lock() {
-            running.insert(run, task);
+        let mut started = Vec::with_capacity(claimed.len());
+        for handle in claimed {
+            let run = handle.uuid();
+            let executor = self.clone();
+            let task = tokio::spawn(async move { executor.execute_claimed(handle).await });
+            if let Ok(mut running) = self.running.lock() {
+                running.insert(run, task);
+            }
+            started.push(run);
         }
-        Ok(true)
+        Ok(started)
     }
 
     /// A run this executor left active has no process any more (processes

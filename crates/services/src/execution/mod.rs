@@ -48,10 +48,11 @@ pub trait Executor: Send + Sync {
     /// The name queues bind to.
     fn name(&self) -> ExecutorName;
 
-    /// Starts run `run`, which the scheduler planned from `queued`.
-    /// `false` when the run had left `queued` meanwhile (stopped, say):
-    /// nothing was started.
-    async fn start(&self, run: Uuid) -> ServiceResult<bool>;
+    /// Starts `runs`, which the scheduler planned from `queued` in one
+    /// tick, handing them over in one transaction: the runs started. A run
+    /// that had left `queued` meanwhile (stopped, say) is not among them:
+    /// nothing was started for it.
+    async fn start(&self, runs: &[Uuid]) -> ServiceResult<Vec<Uuid>>;
 
     /// At start-up, before the first tick: settles `left`, the active runs
     /// bound to this executor that a previous process left behind. How

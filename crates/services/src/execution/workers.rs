@@ -12,7 +12,7 @@ use trellis_domain::lifecycle::RunStatus;
 use trellis_domain::scheduling::ExecutorName;
 use uuid::Uuid;
 
-use super::{Assignment, Executor};
+use super::{Assignment, Executor, RunHandle};
 use crate::{ServiceError, ServiceResult, Services};
 
 /// The outbox topic of "start this run" messages.
@@ -46,29 +46,34 @@ impl Executor for WorkQueueExecutor {
         ExecutorName::Workers
     }
 
-    async fn start(&self, run: Uuid) -> ServiceResult<bool> {
-        let payload = serde_json::to_string(&StartMessage { run })
+    async fn start(&self, runs: &[Uuid]) -> ServiceResult<Vec<Uuid>> {
+        let handles = RunHandle::find_all(&self.services, runs).await?;
+        let payloads = handles
+            .iter()
+            .map(|handle| serde_json::to_string(&StartMessage { run: handle.uuid() }))
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServiceError::Dependency(e.to_string()))?;
-        let outbox = OutboxMessage {
-            topic: START_TOPIC,
-            payload: &payload,
-        };
-        let sent = self
-            .services
-            .runs()
-            .advance_with(
-                run,
-                RunStatus::Scheduled,
-                "Scheduled",
-                Some("Sent to the work queue"),
-                Some(outbox),
-            )
-            .await?
-            .is_some();
-        if sent {
+        let outbox: Vec<OutboxMessage<'_>> = payloads
+            .iter()
+            .map(|payload| OutboxMessage {
+                topic: START_TOPIC,
+                payload,
+            })
+            .collect();
+        let sent = RunHandle::advance_all(
+            handles,
+            &[],
+            RunStatus::Scheduled,
+            "Scheduled",
+            Some("Sent to the work queue"),
+            None,
+            &outbox,
+        )
+        .await?;
+        if !sent.is_empty() {
             self.written.notify_one();
         }
-        Ok(sent)
+        Ok(sent.iter().map(RunHandle::uuid).collect())
     }
 
     /// Workers outlive a restarted scheduler: their runs carry on, and a
