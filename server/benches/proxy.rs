@@ -433,20 +433,59 @@ fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
 /// `CLIENTS` keep-alive clients, `per_client` requests each, after a
 /// warm-up: latency quantiles (ms) and requests per second.
 async fn small_requests(url: &str, per_client: usize) -> (f64, f64, f64) {
+    let (all, seconds) = clients(url, per_client, None).await;
+    (
+        quantile(&all, 0.5),
+        quantile(&all, 0.99),
+        all.len() as f64 / seconds,
+    )
+}
+
+/// `CLIENTS` keep-alive clients sending `per_client` requests each at a
+/// steady total of `rate` requests per second: p50 and p99 in ms.
+async fn paced_requests(url: &str, rate: usize, per_client: usize) -> (f64, f64) {
+    let every = Duration::from_secs_f64(CLIENTS as f64 / rate.max(1) as f64);
+    let (all, _) = clients(url, per_client, Some(every)).await;
+    (quantile(&all, 0.5), quantile(&all, 0.99))
+}
+
+/// `CLIENTS` keep-alive clients, `per_client` small requests each, after a
+/// warm-up: every latency in ms (sorted) and the seconds they took.
+///
+/// Unpaced, each client sends its next request as soon as the last is
+/// answered. Paced, each sends one every `pace`, on its own schedule
+/// (offset from the others); a request held back by a slow answer is timed
+/// from when it was due, not from when it was sent, so a proxy that stalls
+/// shows it even though its client waited (no coordinated omission), while
+/// one the timer woke late for (tokio's timer has a 1 ms grain) is timed
+/// from when it was sent, so the timer's slack is not counted.
+async fn clients(url: &str, per_client: usize, pace: Option<Duration>) -> (Vec<f64>, f64) {
     let client = http_client();
     let uri: hyper::Uri = url.parse().unwrap();
     for _ in 0..200 {
         let response = client.get(uri.clone()).await.unwrap();
         response.into_body().collect().await.unwrap();
     }
-    let begun = Instant::now();
+    let begun = tokio::time::Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| {
+        .map(|i| {
             let (client, uri) = (client.clone(), uri.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(per_client);
-                for _ in 0..per_client {
-                    let start = Instant::now();
+                for n in 0..per_client {
+                    let start = match pace {
+                        None => tokio::time::Instant::now(),
+                        Some(every) => {
+                            let due =
+                                begun + every.mul_f64(i as f64 / CLIENTS as f64) + every * n as u32;
+                            if tokio::time::Instant::now() < due {
+                                tokio::time::sleep_until(due).await;
+                                tokio::time::Instant::now()
+                            } else {
+                                due
+                            }
+                        }
+                    };
                     let response = client.get(uri.clone()).await.unwrap();
                     assert!(response.status().is_success());
                     response.into_body().collect().await.unwrap();
@@ -462,61 +501,7 @@ async fn small_requests(url: &str, per_client: usize) -> (f64, f64, f64) {
     }
     let seconds = begun.elapsed().as_secs_f64();
     all.sort_by(f64::total_cmp);
-    (
-        quantile(&all, 0.5),
-        quantile(&all, 0.99),
-        all.len() as f64 / seconds,
-    )
-}
-
-/// `CLIENTS` keep-alive clients sending `per_client` requests each at a
-/// steady total of `rate` requests per second (each client on its own
-/// schedule, offset from the others). A request held back by a slow answer
-/// is timed from when it was due, not from when it was sent, so a proxy
-/// that stalls shows it even though its client waited (no coordinated
-/// omission). p50 and p99 in ms.
-async fn paced_requests(url: &str, rate: usize, per_client: usize) -> (f64, f64) {
-    let client = http_client();
-    let uri: hyper::Uri = url.parse().unwrap();
-    for _ in 0..200 {
-        let response = client.get(uri.clone()).await.unwrap();
-        response.into_body().collect().await.unwrap();
-    }
-    let every = Duration::from_secs_f64(CLIENTS as f64 / rate.max(1) as f64);
-    let begun = tokio::time::Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            let (client, uri) = (client.clone(), uri.clone());
-            let first = begun + every.mul_f64(i as f64 / CLIENTS as f64);
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_client);
-                for n in 0..per_client {
-                    let due = first + every * n as u32;
-                    // A request sent late because the last answer came late
-                    // is timed from when it was due; one the timer woke
-                    // late for (tokio's timer has a 1 ms grain) from when it
-                    // was sent, so the timer's slack is not counted.
-                    let start = if tokio::time::Instant::now() < due {
-                        tokio::time::sleep_until(due).await;
-                        tokio::time::Instant::now()
-                    } else {
-                        due
-                    };
-                    let response = client.get(uri.clone()).await.unwrap();
-                    assert!(response.status().is_success());
-                    response.into_body().collect().await.unwrap();
-                    latencies.push(start.elapsed().as_secs_f64() * 1000.0);
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut all = Vec::with_capacity(CLIENTS * per_client);
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
-    all.sort_by(f64::total_cmp);
-    (quantile(&all, 0.5), quantile(&all, 0.99))
+    (all, seconds)
 }
 
 /// 5000 sequential requests by one keep-alive client after 200 warm-up;

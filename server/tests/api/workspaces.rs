@@ -280,7 +280,7 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
 
     // A job writes a TensorBoard event file into its outputs.
     let writer = format!(
-        "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{python}, -c]\n    args:\n      - |\n        import os, time\n        from tensorboard.compat.proto.event_pb2 import Event\n        from tensorboard.compat.proto.summary_pb2 import Summary\n        from tensorboard.summary.writer.event_file_writer import EventFileWriter\n        w = EventFileWriter(os.environ['TRELLIS_RUN_OUTPUTS_PATH'])\n        for step, loss in [(1, 0.5), (2, 0.25)]:\n            w.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[Summary.Value(tag='loss', simple_value=loss)])))\n        w.close()\n"
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n  container:\n    image: python\n    command: [{python}, -c]\n    args:\n      - |\n        import os, time\n        from tensorboard.compat.proto.event_pb2 import Event\n        from tensorboard.compat.proto.summary_pb2 import Summary\n        from tensorboard.summary.writer.event_file_writer import EventFileWriter\n        w = EventFileWriter(os.environ['TRELLIS_RUN_OUTPUTS_PATH'])\n        for step, loss in [(1, 0.5), (2, 0.25)]:\n            w.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[Summary.Value(tag='loss', simple_value=loss)])))\n        w.close()\n        import glob, urllib.request\n        base = '%s/api/v1/%s/%s/runs/%s/artifacts/files/tb/' % (os.environ['TRELLIS_HOST'], os.environ['TRELLIS_OWNER'], os.environ['TRELLIS_PROJECT'], os.environ['TRELLIS_RUN_UUID'])\n        for path in glob.glob(os.path.join(os.environ['TRELLIS_RUN_OUTPUTS_PATH'], '*')):\n            urllib.request.urlopen(urllib.request.Request(base + os.path.basename(path), data=open(path, 'rb').read(), method='PUT')).close()\n"
     );
     let job = api(
         &server,
@@ -299,27 +299,57 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
     )
     .await;
     let outputs = dir.path().join("runs").join(&job_uuid).join("outputs");
-    let logdir = format!("trial:{}", outputs.display());
+    // TensorBoard over its outputs by path (`trial`), and over the files
+    // it logged through the tracking API by the run's uuid (`fetched`:
+    // the component fetches them into `runs/` through the API).
+    let logdir = format!("trial:{},fetched:runs", outputs.display());
     let board = start_hub(
         &server,
         "apps",
         "version: 1.1\nkind: operation\nhubRef: tensorboard\n",
-        json!({ "python": python, "logdir": logdir }),
+        json!({ "python": python, "logdir": logdir, "runs": job_uuid }),
     )
     .await;
 
-    // A Streamlit app from a file.
-    let app = dir.path().join("app.py");
+    // A Streamlit app from the project's code: the hub component, with a
+    // `runPatch` that clones the repository first (Polyaxon's way). It only
+    // gets to `running` if the clone brought `dashboards/app.py`: Streamlit
+    // exits at once without its script.
+    let repo = dir.path().join("dashboards");
+    std::fs::create_dir(&repo).unwrap();
     std::fs::write(
-        &app,
+        repo.join("app.py"),
         "import streamlit as st\nst.title('Hello from Trellis')\n",
     )
     .unwrap();
+    for args in [
+        &["init", "-q"][..],
+        &["add", "app.py"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "app",
+        ],
+    ] {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
     let streamlit = start_hub(
         &server,
         "apps",
-        "version: 1.1\nkind: operation\nhubRef: streamlit\n",
-        json!({ "python": python, "app": app.to_string_lossy() }),
+        &format!(
+            "version: 1.1\nkind: operation\nhubRef: streamlit\nrunPatch:\n  init:\n    - git: {{url: \"{}\"}}\n",
+            repo.display()
+        ),
+        json!({ "python": python, "app": "dashboards/app.py" }),
     )
     .await;
     wait_for(
@@ -363,46 +393,48 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
         "Streamlit closed the proxied stream: {early:?}"
     );
 
-    // TensorBoard reads the job's scalar.
+    // TensorBoard reads the job's scalar, by path and as fetched.
     wait_for(&server, "apps", &board, "running", Duration::from_secs(90)).await;
-    let scalars = format!(
-        "{}/services/v1/default/apps/runs/{board}/6006/data/plugin/scalars/scalars?run=trial%2F.&tag=loss",
-        server.base
-    );
+    let board_url = format!("{}/services/v1/default/apps/runs/{board}/6006", server.base);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let points = loop {
-        let reply = client.get(&scalars).send().await.unwrap();
-        if reply.status() == 200 {
-            let points: Value = reply.json().await.unwrap();
-            if points.as_array().is_some_and(|p| p.len() == 2) {
-                break points;
+    for run in [
+        "trial%2F.".to_owned(),
+        format!("fetched%2Frun-{}%2Ftb", &job_uuid[..8]),
+    ] {
+        let scalars = format!("{board_url}/data/plugin/scalars/scalars?run={run}&tag=loss");
+        let points = loop {
+            let reply = client.get(&scalars).send().await.unwrap();
+            if reply.status() == 200 {
+                let points: Value = reply.json().await.unwrap();
+                if points.as_array().is_some_and(|p| p.len() == 2) {
+                    break points;
+                }
             }
-        }
-        if Instant::now() > deadline {
-            let runs = client
-                .get(format!(
-                    "{}/services/v1/default/apps/runs/{board}/6006/data/runs",
-                    server.base
-                ))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let logs = api(
-                &server,
-                "GET",
-                &format!("/api/v1/default/apps/runs/{board}/logs"),
-                None,
-            )
-            .await;
-            panic!("TensorBoard never served the scalar; its runs: {runs}; its log: {logs}");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(points[0][1], 1);
-    assert_eq!(points[1][2], 0.25);
+            if Instant::now() > deadline {
+                let runs = client
+                    .get(format!("{board_url}/data/runs"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let logs = api(
+                    &server,
+                    "GET",
+                    &format!("/api/v1/default/apps/runs/{board}/logs"),
+                    None,
+                )
+                .await;
+                panic!(
+                    "TensorBoard never served {run}'s scalar; its runs: {runs}; its log: {logs}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(points[0][1], 1, "{run}");
+        assert_eq!(points[1][2], 0.25, "{run}");
+    }
     for uuid in [&board, &streamlit] {
         api(
             &server,

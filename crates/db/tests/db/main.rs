@@ -387,15 +387,14 @@ async fn queues_upsert_list_and_delete(db: Db) {
     assert!(queues::list(&db).await.unwrap().is_empty());
 }
 
-/// Several runs' changes in one transaction: each guarded on its own (a
-/// lost race skips that run only), a claim records the executor, its pid
-/// and a heartbeat in the same update, and the scheduler's lean reads see
-/// the result.
-async fn status_changes_apply_together_and_record_claims(db: Db) {
-    let p = project(&db, "p").await;
-    let a = run(&db, p.id, "a", 0).await;
-    let b = run(&db, p.id, "b", 1).await;
-    let change = |row: &runs::RunRow, expected, claim| StatusChange {
+/// `row` from `expected` through `compiled` to `queued`, at t(9), with
+/// `claim`: the scheduler's change, as stored.
+fn to_queued<'a>(
+    row: &runs::RunRow,
+    expected: RunStatus,
+    claim: Option<runs::Claim<'a>>,
+) -> StatusChange<'a> {
+    StatusChange {
         run_id: row.id,
         expected,
         next: RunStatus::Queued,
@@ -406,7 +405,18 @@ async fn status_changes_apply_together_and_record_claims(db: Db) {
         outbox: None,
         passing: &[(RunStatus::Compiled, "Compiled")],
         claim,
-    };
+    }
+}
+
+/// Several runs' changes in one transaction: each guarded on its own (a
+/// lost race skips that run only), a claim records the executor, its pid
+/// and a heartbeat in the same update, and the scheduler's lean reads see
+/// the result.
+async fn status_changes_apply_together_and_record_claims(db: Db) {
+    let p = project(&db, "p").await;
+    let a = run(&db, p.id, "a", 0).await;
+    let b = run(&db, p.id, "b", 1).await;
+    let change = to_queued;
     let claim = runs::Claim {
         executor: "local:h",
         pid: Some(7),
@@ -475,18 +485,7 @@ async fn deferred_changes_commit_and_every_connection_waits_for_the_disk_again(d
         run(&db, p.id, "b", 1).await,
         run(&db, p.id, "c", 2).await,
     ];
-    let change = |row: &runs::RunRow, expected| StatusChange {
-        run_id: row.id,
-        expected,
-        next: RunStatus::Queued,
-        timing: row.timing,
-        reason: Some("Queued"),
-        message: None,
-        now: t(9),
-        outbox: None,
-        passing: &[(RunStatus::Compiled, "Compiled")],
-        claim: None,
-    };
+    let change = |row, expected| to_queued(row, expected, None);
     // Concurrent deferred changes, each on a connection of its own, and
     // one that applies nowhere (rolled back).
     let changes = [

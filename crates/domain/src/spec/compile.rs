@@ -233,7 +233,8 @@ pub fn compile_file(
             compile_operation(&RawFile::default(), file, "", overrides, globals)
         }
         _ => {
-            let component = operation_component(file, resolver, "")?;
+            let mut component = operation_component(file, resolver, "")?;
+            patch_component(file, &mut component)?;
             compile_operation(file, &component, "", overrides, globals)
         }
     }
@@ -258,6 +259,27 @@ fn yaml_text(value: &Value) -> String {
     serde_yaml::to_string(value)
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
+}
+
+/// Applies the operation's `runPatch` (by its `patchStrategy`) to the
+/// run of the component it runs, and checks the result as a run.
+fn patch_component(op: &RawFile, component: &mut RawFile) -> Result<(), SpecError> {
+    let strategy = super::patch::Strategy::parse(op.patch_strategy.as_deref())
+        .map_err(|e| SpecError::at("patchStrategy", e))?;
+    let Some(patch) = &op.run_patch else {
+        if op.patch_strategy.is_some() {
+            return Err(SpecError::at(
+                "patchStrategy",
+                "`patchStrategy` says how `runPatch` applies; there is no `runPatch`",
+            ));
+        }
+        return Ok(());
+    };
+    let run = required("run", component.run.as_ref(), "`run`")?;
+    let patched = super::patch::patch_run(run, patch, strategy, "runPatch")?;
+    check_run(&patched, "runPatch")?;
+    component.run = Some(patched);
+    Ok(())
 }
 
 /// The component an operation runs: inline, or from `pathRef`.

@@ -139,6 +139,37 @@ mod tests {
     }
 
     #[test]
+    fn a_run_patch_brings_the_projects_code_to_a_hub_workspace() {
+        let text = "version: 1.1\nkind: operation\nhubRef: streamlit\nparams:\n  app: {value: dashboards/app.py}\nrunPatch:\n  init:\n    - git: {url: 'https://example.com/acme/dashboards.git', revision: main}\n";
+        let run = compile(text, None, &NoFiles, &BTreeMap::new(), &Globals::default()).unwrap();
+        assert_eq!(run.init.len(), 1, "{:?}", run.init);
+        let step = format!("{:?}", run.init[0]);
+        assert!(
+            step.contains("https://example.com/acme/dashboards.git"),
+            "{step}"
+        );
+        assert!(step.contains("main"), "{step}");
+        // The component's own run is kept: its command, with the param.
+        let script = &run.container.as_ref().unwrap().args[0];
+        assert!(
+            script.contains("streamlit run \"dashboards/app.py\""),
+            "{script}"
+        );
+        assert_eq!(run.ports, [8501]);
+
+        // A patch for another kind of run, or a strategy without a patch,
+        // is refused where it was written.
+        let wrong = "version: 1.1\nkind: operation\nhubRef: streamlit\nrunPatch: {kind: job}\n";
+        let error =
+            compile(wrong, None, &NoFiles, &BTreeMap::new(), &Globals::default()).unwrap_err();
+        assert_eq!(error.path, "runPatch.kind", "{error}");
+        let lone = "version: 1.1\nkind: operation\nhubRef: streamlit\npatchStrategy: replace\n";
+        let error =
+            compile(lone, None, &NoFiles, &BTreeMap::new(), &Globals::default()).unwrap_err();
+        assert_eq!(error.path, "patchStrategy", "{error}");
+    }
+
+    #[test]
     fn unknown_names_and_versions_are_refused_with_what_exists() {
         let error = find("jupyterlb").unwrap_err();
         assert!(error.contains("did you mean `jupyterlab`"), "{error}");

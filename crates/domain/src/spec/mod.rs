@@ -13,6 +13,7 @@
 pub mod compile;
 mod error;
 pub mod hub;
+pub mod patch;
 pub mod pipeline;
 pub mod raw;
 pub mod stored;

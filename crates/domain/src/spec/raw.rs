@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 /// A component or an operation: the top of a Polyaxonfile.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFile {
     pub version: Option<Value>,
@@ -54,7 +54,7 @@ pub struct RawFile {
 }
 
 /// An input or output declaration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawIo {
     pub name: String,
@@ -75,7 +75,7 @@ pub struct RawIo {
 }
 
 /// Validation rules of an input or output.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawValidation {
     pub delay: Option<bool>,
@@ -101,7 +101,7 @@ pub struct RawValidation {
 }
 
 /// A param given to an operation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawParam {
     pub value: Option<Value>,
@@ -114,7 +114,7 @@ pub struct RawParam {
 }
 
 /// `run:` of a component; which keys are allowed depends on `kind`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRun {
     pub kind: Option<String>,
@@ -162,7 +162,7 @@ pub struct RawRun {
 }
 
 /// A replica of a distributed job.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawReplica {
     pub replicas: Option<u32>,
@@ -179,7 +179,7 @@ pub struct RawReplica {
 }
 
 /// A Kubernetes container, with the keys Kubernetes defines.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawContainer {
     pub name: Option<String>,
@@ -209,7 +209,7 @@ pub struct RawContainer {
 }
 
 /// One `env` entry of a container.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEnvVar {
     pub name: String,
@@ -220,7 +220,7 @@ pub struct RawEnvVar {
 }
 
 /// One `init` step.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawInit {
     pub git: Option<RawGitInit>,
@@ -238,7 +238,7 @@ pub struct RawInit {
 }
 
 /// `init: - git:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawGitInit {
     pub url: Option<String>,
@@ -247,7 +247,7 @@ pub struct RawGitInit {
 }
 
 /// `init: - file:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFileInit {
     pub content: String,
@@ -257,7 +257,7 @@ pub struct RawFileInit {
 }
 
 /// `init: - artifacts:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawArtifactsInit {
     pub files: Option<Vec<Value>>,
@@ -358,7 +358,7 @@ pub struct RawStoppingPolicy {
 }
 
 /// `schedule:`; keys depend on `kind`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSchedule {
     pub kind: Option<String>,
@@ -371,7 +371,7 @@ pub struct RawSchedule {
 }
 
 /// One hook.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHook {
     pub hub_ref: Option<String>,
@@ -385,7 +385,7 @@ pub struct RawHook {
 }
 
 /// One join: runs selected by a query, whose values become params.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawJoin {
     pub query: String,
@@ -396,7 +396,7 @@ pub struct RawJoin {
 }
 
 /// `termination:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawTermination {
     pub max_retries: Option<i64>,
@@ -406,14 +406,14 @@ pub struct RawTermination {
 }
 
 /// Culling of idle services.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCulling {
     pub timeout: Option<i64>,
 }
 
 /// `cache:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCache {
     pub disable: Option<bool>,
@@ -423,7 +423,7 @@ pub struct RawCache {
 }
 
 /// `plugins:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPlugins {
     pub auth: Option<bool>,
