@@ -435,6 +435,8 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
         assert_eq!(points[0][1], 1, "{run}");
         assert_eq!(points[1][2], 0.25, "{run}");
     }
+    // Stopped before the server goes: the test's server is killed, not shut
+    // down, and would leave the apps running.
     for uuid in [&board, &streamlit] {
         api(
             &server,
@@ -443,6 +445,9 @@ async fn streamlit_connects_its_stream_and_tensorboard_serves_a_logged_scalar() 
             None,
         )
         .await;
+    }
+    for uuid in [&board, &streamlit] {
+        wait_for(&server, "apps", uuid, "stopped", Duration::from_secs(30)).await;
     }
 }
 
@@ -533,4 +538,5 @@ async fn vscode_loads_its_workbench_and_connects_through_the_rewriting_route() {
         None,
     )
     .await;
+    wait_for(&server, "code", &uuid, "stopped", Duration::from_secs(30)).await;
 }
