@@ -201,16 +201,7 @@ async fn executor_of(server: &Server, uuid: &str) -> String {
 async fn workers_share_the_queue_and_a_killed_worker_loses_no_run() {
     let cluster = Cluster::new().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = cluster.server(dir.path()).await;
-    let (status, _) = server
-        .request(
-            "POST",
-            "/api/v1/default/projects/create",
-            Some(json!({ "name": "dist" })),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 201);
+    let server = cluster.server_with_project(dir.path()).await;
     let mut scheduler = cluster.spawn("scheduler", &["--concurrency", "8"], dir.path());
     let mut worker_a = cluster.spawn(
         "worker",
